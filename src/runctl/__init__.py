@@ -1,0 +1,37 @@
+"""runctl: move code and data between a laptop, S3 and GPU machines, fast and safely.
+
+The public API is lazy so that ``import runctl`` (and ``runctl --help``) stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .api import download, download_async, list_async, list_objects, upload, upload_async
+    from .errors import RunctlError
+    from .settings import Settings
+
+__all__ = [
+    "RunctlError",
+    "Settings",
+    "download",
+    "download_async",
+    "list_async",
+    "list_objects",
+    "upload",
+    "upload_async",
+]
+
+_HOMES = {"RunctlError": "errors", "Settings": "settings"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(name)
+    import importlib
+
+    module = importlib.import_module(f".{_HOMES.get(name, 'api')}", __name__)
+    return getattr(module, name)

@@ -1,0 +1,102 @@
+"""Entry point: parse argv, build settings, run one command inside the error boundary.
+
+Command families live in their own modules, each with ``register(subparsers)``; their
+heavy imports (obstore, asyncssh, rich) happen inside handlers so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .. import __version__
+from ..errors import UsageError
+from .console import Console, guarded
+
+GLOBAL_HELP = "global options (also accepted after the subcommand)"
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
+    """Global options. On subcommands they default to SUPPRESS so they never overwrite
+    a value given before the subcommand."""
+    d = argparse.SUPPRESS if nested else None
+    g = parser.add_argument_group(GLOBAL_HELP)
+    g.add_argument("--output", "-o", choices=["text", "json"], default=d if nested else "text")
+    g.add_argument("--endpoint-url", default=d, help="S3 endpoint (else AWS_ENDPOINT_URL[_S3])")
+    g.add_argument("--profile", default=d, help="AWS profile (as with the AWS CLI)")
+    g.add_argument("--region", default=d)
+    g.add_argument("--concurrency", type=int, default=d, help="transfers in flight (default 10)")
+    g.add_argument("--part-size", default=d, help="multipart part size, e.g. 8MiB")
+    g.add_argument("--quiet", "-q", action="store_true", default=d if nested else False)
+    g.add_argument("--no-progress", action="store_true", default=d if nested else False)
+    g.add_argument("--config", type=Path, default=d, help="config file (TOML, [runctl] table)")
+    g.add_argument("-v", "--verbose", action="count", default=d if nested else 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import demo_cmd, local_s3_cmd, s3_cmds
+
+    parser = argparse.ArgumentParser(
+        prog="runctl",
+        description="Move code and data between your laptop, S3 and GPU machines.",
+    )
+    parser.add_argument("--version", action="version", version=f"runctl {__version__}")
+    add_global_options(parser, nested=False)
+    sub = parser.add_subparsers(dest="family", metavar="COMMAND", required=True)
+    for module in (s3_cmds, local_s3_cmd, demo_cmd):
+        module.register(sub)
+    return parser
+
+
+def run_cli(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run one command and return its exit code (tests call this in-process)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    console = Console(
+        output=args.output,
+        quiet=args.quiet,
+        verbose=args.verbose,
+        progress=not args.no_progress,
+        out=out or sys.stdout,
+        err=err or sys.stderr,
+    )
+
+    def invoke() -> int:
+        from ..settings import load_settings
+
+        settings = load_settings(
+            args.config,
+            {
+                "endpoint_url": args.endpoint_url,
+                "profile": args.profile,
+                "region": args.region,
+                "concurrency": args.concurrency,
+                "part_size": args.part_size,
+            },
+        )
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            raise UsageError("missing subcommand")
+        code: int = handler(args, settings, console)
+        return code
+
+    return guarded(console, invoke)
+
+
+def main() -> None:
+    code = run_cli()
+    # End the process directly: a Rust runtime thread (obstore) can otherwise wake
+    # during interpreter shutdown and abort the process after the work is done.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        code = code or 1
+    os._exit(code)

@@ -1,0 +1,101 @@
+"""`runctl s3 ...`: thin wrappers that parse, call the API, and render."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .console import Console
+
+if TYPE_CHECKING:
+    from ..results import ListResult, TransferResult
+    from ..settings import Settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .main import add_global_options
+
+    s3 = sub.add_parser("s3", help="S3 transfers: upload, download, list")
+    s3_sub = s3.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+
+    def leaf(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = s3_sub.add_parser(name, help=help_text, description=help_text)
+        add_global_options(p, nested=True)
+        return p
+
+    p = leaf("upload", "upload a file, or a directory with --recursive, to s3://BUCKET/PREFIX")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--recursive", "-r", action="store_true")
+    p.set_defaults(handler=cmd_upload)
+
+    p = leaf("download", "download an object, or a prefix with --recursive, to a local path")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--recursive", "-r", action="store_true")
+    p.set_defaults(handler=cmd_download)
+
+    p = leaf("list", "list objects under s3://BUCKET[/PREFIX]")
+    p.add_argument("url")
+    p.add_argument("--recursive", "-r", action="store_true")
+    p.add_argument("--human-readable", "-H", action="store_true")
+    p.set_defaults(handler=cmd_list)
+
+
+def render_transfer(console: Console, result: TransferResult) -> int:
+    """Print a transfer's result; return its exit code (1 when some items failed)."""
+    if console.json:
+        console.document(result.to_dict())
+    else:
+        from ..sizes import human_size
+
+        if result.dry_run and result.plan is not None:
+            console.lines(f"(dry run) {a.kind} {a.target} ({a.reason})" for a in result.plan.actions)
+        rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
+        parts = [f"{result.command}: {result.files} files, {human_size(result.bytes)}"]
+        if result.deleted:
+            parts.append(f"{result.deleted} deleted")
+        if result.skipped:
+            parts.append(f"{result.skipped} unchanged")
+        if result.failed:
+            parts.append(f"{len(result.failed)} failed")
+        console.info(", ".join(parts) + f" in {result.seconds:.2f}s ({human_size(rate)}/s)")
+    return 0 if result.ok else 1
+
+
+def _transfer(args: argparse.Namespace, settings: Settings, console: Console, fn_name: str) -> int:
+    from .. import api
+    from .progress import reporter_for
+
+    fn: Any = getattr(api, fn_name)
+    with reporter_for(console, fn_name.removesuffix("_async")) as report:
+        result = api.run(fn(args.src, args.dst, recursive=args.recursive, settings=settings, reporter=report))
+    return render_transfer(console, result)
+
+
+def cmd_upload(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    return _transfer(args, settings, console, "upload_async")
+
+
+def cmd_download(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    return _transfer(args, settings, console, "download_async")
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    from .. import api
+
+    result: ListResult = api.run(api.list_async(args.url, recursive=args.recursive, settings=settings))
+    if console.json:
+        console.document(result.to_dict())
+        return 0
+    from ..sizes import human_size
+
+    lines = [f"{'PRE':>30} {p}" for p in result.prefixes]
+    for e in result.objects:
+        when = datetime.fromtimestamp(e.mtime, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        size = human_size(e.size) if args.human_readable else str(e.size)
+        name = result.key(e) if args.recursive else e.path
+        lines.append(f"{when} {size:>10} {name}")
+    console.lines(lines)
+    return 0

@@ -1,0 +1,79 @@
+"""Plans: what to copy, delete or skip, decided before anything moves.
+
+Because the executor only runs a plan, ``--dry-run`` and JSON plans come for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..stores.base import Entry
+from ..stores.local import safe_relpath
+
+ActionKind = Literal["copy", "delete", "skip"]
+PathFilter = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    kind: ActionKind
+    path: str
+    """Path relative to both store roots (source for copies, destination for deletes)."""
+    size: int
+    reason: str
+    entry: Entry | None = None
+    dst_path: str | None = None
+    """Destination path when it differs from ``path`` (single-file copies)."""
+
+    @property
+    def target(self) -> str:
+        return self.dst_path if self.dst_path is not None else self.path
+
+    def to_dict(self) -> dict[str, object]:
+        return {"action": self.kind, "path": self.target, "size": self.size, "reason": self.reason}
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def copies(self) -> list[Action]:
+        return [a for a in self.actions if a.kind == "copy"]
+
+    @property
+    def deletes(self) -> list[Action]:
+        return [a for a in self.actions if a.kind == "delete"]
+
+    @property
+    def skips(self) -> list[Action]:
+        return [a for a in self.actions if a.kind == "skip"]
+
+
+def unsafe_path_warning(path: str, where: str) -> str:
+    return f"refusing key {where}{path!r}: it would write outside the destination"
+
+
+async def plan_copy_all(
+    entries: AsyncIterator[Entry],
+    *,
+    where: str,
+    allow: PathFilter | None = None,
+) -> Plan:
+    """Copy every listed file that passes the filter; refuse paths that escape the root."""
+    plan = Plan()
+    async for entry in entries:
+        if safe_relpath(entry.path) is None:
+            plan.warnings.append(unsafe_path_warning(entry.path, where))
+            continue
+        if allow is not None and not allow(entry.path):
+            continue
+        plan.actions.append(Action("copy", entry.path, entry.size, "new", entry))
+    return plan
+
+
+def plan_single(entry: Entry, dst_path: str) -> Plan:
+    return Plan([Action("copy", entry.path, entry.size, "new", entry, dst_path)])

@@ -1,0 +1,114 @@
+"""Typed errors. Each carries a stable code, a one-line message and a hint.
+
+The exit status lives on the class so that exactly one place (the CLI's error
+boundary) maps errors to process exit codes, and library callers can branch on
+the class or on ``code`` without parsing messages.
+"""
+
+from __future__ import annotations
+
+
+class RunctlError(Exception):
+    """Base of every error runctl raises on purpose."""
+
+    exit_code = 1
+    code = "error"
+    default_hint = ""
+    fatal = False
+    """Fatal errors stop a whole transfer (every other file would fail the same way)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class UsageError(RunctlError):
+    """Bad arguments or invalid input (exit 2)."""
+
+    exit_code = 2
+    code = "usage"
+    default_hint = "Run with --help to see the accepted arguments."
+
+
+class MissingToolError(UsageError):
+    """An optional external tool the user asked for is not installed (exit 2)."""
+
+    code = "missing_tool"
+
+
+class CredentialsError(RunctlError):
+    """No credentials, wrong credentials, or access denied (exit 3)."""
+
+    exit_code = 3
+    code = "credentials"
+    fatal = True
+    default_hint = (
+        "Check your credentials: run `aws configure`, pass --profile, or set "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+    )
+
+
+class AccessDeniedError(CredentialsError):
+    code = "access_denied"
+    default_hint = "The credentials were accepted but lack permission for this bucket or key."
+
+
+class HostKeyError(CredentialsError):
+    """The remote host key is unknown or does not match (exit 3)."""
+
+    code = "host_key"
+
+
+class NotFoundError(RunctlError):
+    """Bucket, key or local path does not exist (exit 4)."""
+
+    exit_code = 4
+    code = "not_found"
+
+
+class BucketNotFoundError(NotFoundError):
+    code = "bucket_not_found"
+    fatal = True
+
+
+class NetworkError(RunctlError):
+    """Endpoint unreachable, connection reset, timeout (exit 5)."""
+
+    exit_code = 5
+    fatal = True
+    code = "network"
+    default_hint = "Check the endpoint (--endpoint-url or AWS_ENDPOINT_URL) and your network."
+
+
+class RemoteError(RunctlError):
+    """The remote machine could not do what was asked (disk full, no tar, not writable): exit 6."""
+
+    exit_code = 6
+    code = "remote"
+
+
+class TransferError(RunctlError):
+    """Some items of a transfer failed; the others completed (exit 1)."""
+
+    exit_code = 1
+    code = "partial_failure"
+
+
+class LocalIOError(RunctlError):
+    """A local file could not be read or written (disk full, permission): exit 1."""
+
+    exit_code = 1
+    code = "local_io"
+
+
+class Interrupted(RunctlError):
+    """The user pressed Ctrl-C (exit 130)."""
+
+    exit_code = 130
+    code = "interrupted"
+    fatal = True
+    default_hint = "Nothing was left at a final name half-written; run the command again to resume."

@@ -1,0 +1,103 @@
+"""Result objects returned by the public API (and rendered by the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine.execute import Failure, Outcome
+from .engine.plan import Plan
+from .stores.base import Entry
+
+
+@dataclass
+class TransferResult:
+    command: str
+    source: str
+    destination: str
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    failed: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    deleted: int = 0
+    skipped: int = 0
+    dry_run: bool = False
+    plan: Plan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def copied(self) -> int:
+        return self.files
+
+    @classmethod
+    def from_outcome(cls, command: str, source: str, destination: str, plan: Plan, out: Outcome) -> TransferResult:
+        return cls(
+            command,
+            source,
+            destination,
+            files=out.files,
+            bytes=out.bytes,
+            seconds=out.seconds,
+            failed=out.failed,
+            warnings=list(plan.warnings),
+            deleted=out.deleted,
+            skipped=out.skipped,
+            plan=plan,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "ok": self.ok,
+            "command": self.command,
+            "source": self.source,
+            "destination": self.destination,
+            "files": self.files,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "failed": [f.to_dict() for f in self.failed],
+            "warnings": self.warnings,
+            "copied": self.copied,
+            "deleted": self.deleted,
+            "skipped": self.skipped,
+        }
+        if self.dry_run:
+            doc["dry_run"] = True
+            doc["plan"] = [a.to_dict() for a in self.plan.actions] if self.plan else []
+        return doc
+
+
+@dataclass
+class ListResult:
+    url: str
+    objects: list[Entry]
+    prefixes: list[str] = field(default_factory=list)
+    key_prefix: str = ""
+    """Prepended to each entry path to get the full key."""
+
+    def key(self, entry: Entry) -> str:
+        return self.key_prefix + entry.path
+
+    def to_dict(self) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        return {
+            "ok": True,
+            "command": "list",
+            "url": self.url,
+            "prefixes": [self.key_prefix + p for p in self.prefixes],
+            "objects": [
+                {
+                    "key": self.key(e),
+                    "size": e.size,
+                    "last_modified": datetime.fromtimestamp(e.mtime, UTC).isoformat().replace("+00:00", "Z"),
+                    "etag": (e.etag or "").strip('"') or None,
+                }
+                for e in self.objects
+            ],
+            "count": len(self.objects),
+            "bytes": sum(e.size for e in self.objects),
+        }

@@ -1,0 +1,93 @@
+"""One validated, frozen settings object, built at the edge.
+
+Precedence: defaults < config file < environment (RUNCTL_*) < command-line flags.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .sizes import parse_size
+from .stores.s3_config import S3Options
+
+MIN_PART = 5 * 1024 * 1024  # S3's floor for every multipart part but the last
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    concurrency: int = 10
+    part_size: int = 8 * 1024 * 1024
+    parts_in_flight: int = 4
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if self.part_size < MIN_PART:
+            raise UsageError(
+                f"--part-size must be at least 5MiB (S3's minimum), got {self.part_size} bytes"
+            )
+        if self.parts_in_flight < 1 or self.retries < 0:
+            raise UsageError("parts_in_flight must be >= 1 and retries >= 0")
+
+    def s3_options(self) -> S3Options:
+        return S3Options(
+            endpoint_url=self.endpoint_url,
+            profile=self.profile,
+            region=self.region,
+            retries=self.retries,
+        )
+
+
+_INT_FIELDS = {"concurrency", "parts_in_flight", "retries"}
+_SIZE_FIELDS = {"part_size"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in _SIZE_FIELDS:
+        return parse_size(value if isinstance(value, int) else str(value))
+    if name in _INT_FIELDS:
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{name} must be a whole number, got {value!r}") from exc
+    return None if value in ("", None) else str(value)
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "runctl" / "config.toml"
+
+
+def load_settings(config: Path | None = None, flags: dict[str, Any] | None = None) -> Settings:
+    """Merge defaults, the config file's ``[runctl]`` table, RUNCTL_* variables and flags."""
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = config or default_config_path()
+    if path.exists():
+        try:
+            table = tomllib.loads(path.read_text()).get("runctl", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"cannot read config file {path}: {exc}") from exc
+        unknown = set(table) - names
+        if unknown:
+            raise UsageError(f"unknown keys in {path}: {', '.join(sorted(unknown))}")
+        values.update({k: _coerce(k, v) for k, v in table.items()})
+    elif config is not None:
+        raise UsageError(f"config file not found: {config}")
+    for name in names:
+        env = os.environ.get("RUNCTL_" + name.upper())
+        if env is not None:
+            values[name] = _coerce(name, env)
+    for name, value in (flags or {}).items():
+        if value is not None and name in names:
+            values[name] = _coerce(name, value)
+    return replace(Settings(), **values)

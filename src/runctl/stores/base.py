@@ -1,0 +1,87 @@
+"""The one small interface every store implements: local disk, S3, and (later) SSH.
+
+Paths inside a store are relative, "/"-separated strings. A store is rooted at a
+directory (local), a bucket + prefix (S3) or a remote directory (SSH); the copy
+engine only ever speaks relative paths, so upload, download and sync are the same
+algorithm between two stores.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file as a store lists it."""
+
+    path: str
+    size: int
+    mtime: float
+    """Seconds since the epoch. For S3 listings this is LastModified."""
+    etag: str | None = None
+
+
+class Reader(ABC):
+    """An open read of one file (or one byte range of it)."""
+
+    size: int
+    """Size of the whole file, not of the range."""
+    mtime: float | None
+    """The mtime the source recorded for this file (S3 metadata or local stat), if known."""
+
+    @abstractmethod
+    def chunks(self) -> AsyncIterator[bytes]:
+        """Yield the bytes of the requested range, in order."""
+
+
+class Store(ABC):
+    """A place files live. Subclasses say how to list, read, write and delete."""
+
+    url: str
+    """Where this store points, for messages (e.g. ``s3://bucket/prefix/``)."""
+
+    mtime_precision: float = 1.0
+    """Smallest mtime difference this store can represent, in seconds."""
+
+    @abstractmethod
+    def list(self) -> AsyncIterator[Entry]:
+        """Yield every file under the store's root, sorted by path."""
+
+    @abstractmethod
+    async def stat(self, path: str) -> Entry | None:
+        """Return the entry for ``path``, or None if it does not exist."""
+
+    @abstractmethod
+    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+        """Open ``path`` for reading, optionally one byte range of it."""
+
+    def local_file(self, path: str) -> Path | None:
+        """The file on local disk behind ``path``, when there is one (lets writers stream it)."""
+        return None
+
+    @abstractmethod
+    async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
+        """Copy ``entry`` from ``src`` to ``path`` in this store, atomically.
+
+        Nothing appears at ``path`` until the whole file is there. The source's mtime
+        is preserved (S3: as object metadata). ``progress`` is called with byte counts.
+        """
+
+    @abstractmethod
+    async def delete(self, paths: Iterable[str]) -> None:
+        """Delete files (missing ones are not an error)."""
+
+    async def close(self) -> None:
+        """Release connections. Stores are also usable as async context managers."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
