@@ -19,6 +19,13 @@ from .console import Console, guarded
 
 GLOBAL_HELP = "global options (also accepted after the subcommand)"
 
+COMMAND_MODULES = (
+    "s3_cmds",  # runctl s3 upload|download|list|sync|...
+    "local_s3_cmd",  # runctl local-s3 start|stop|status
+    "demo_cmd",  # runctl demo
+)
+"""Modules under runctl.cli, each exposing register(subparsers). One line per command family."""
+
 
 def add_global_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
     """Global options. On subcommands they default to SUPPRESS so they never overwrite
@@ -38,7 +45,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, nested: bool) -> None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import demo_cmd, local_s3_cmd, s3_cmds
+    import importlib
 
     parser = argparse.ArgumentParser(
         prog="runctl",
@@ -47,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"runctl {__version__}")
     add_global_options(parser, nested=False)
     sub = parser.add_subparsers(dest="family", metavar="COMMAND", required=True)
-    for module in (s3_cmds, local_s3_cmd, demo_cmd):
-        module.register(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
