@@ -42,6 +42,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--human-readable", "-H", action="store_true")
     p.set_defaults(handler=cmd_list)
 
+    register_more(s3_sub, leaf)
+
+
+def register_more(
+    s3_sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    leaf: object,
+) -> None:
+    """Further `runctl s3` subcommands defined in their own modules."""
+    import importlib
+
+    for name in S3_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register_s3(leaf)
+
+
+S3_MODULES: tuple[str, ...] = ()
+"""Modules under runctl.cli exposing register_s3(leaf), where leaf(name, help) returns a new
+`runctl s3 NAME` parser that already has the global options."""
+
 
 def render_transfer(console: Console, result: TransferResult) -> int:
     """Print a transfer's result; return its exit code (1 when some items failed)."""
