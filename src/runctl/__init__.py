@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .api import download, download_async, list_async, list_objects, upload, upload_async
+    from .api import (
+        download,
+        download_async,
+        list_async,
+        list_objects,
+        sync,
+        sync_async,
+        upload,
+        upload_async,
+    )
     from .errors import RunctlError
     from .settings import Settings
 
@@ -21,6 +30,8 @@ __all__ = [
     "download_async",
     "list_async",
     "list_objects",
+    "sync",
+    "sync_async",
     "upload",
     "upload_async",
 ]

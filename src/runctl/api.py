@@ -161,6 +161,63 @@ async def list_async(url: str, *, recursive: bool = False, settings: Settings | 
         return ListResult(url, objects, dirs, key_prefix=store.prefix)
 
 
+async def sync_async(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    delete: bool = False,
+    dry_run: bool = False,
+    size_only: bool = False,
+    checksum: bool = False,
+    settings: Settings | None = None,
+    reporter: Reporter = null_reporter,
+    allow: PathFilter | None = None,
+) -> TransferResult:
+    """Make ``dst`` match ``src``: a local directory and an ``s3://`` prefix, either way.
+
+    Only new and changed files are copied (see engine/compare.py for "changed");
+    ``delete`` removes destination files missing from the source, never files the
+    filter excludes.
+    """
+    from .engine.compare import Checksum, Compare, SizeAndMtime
+    from .engine.sync_plan import plan_sync
+
+    settings = settings or Settings()
+    src_s, dst_s = str(src), str(dst)
+    if src_s.startswith("s3://") == dst_s.startswith("s3://"):
+        raise UsageError(
+            f"sync needs one local directory and one s3:// location, got {src_s!r} and {dst_s!r}",
+            "e.g. runctl s3 sync ./data s3://bucket/data",
+        )
+    if size_only and checksum:
+        raise UsageError("--size-only and --checksum cannot be combined")
+    if src_s.startswith("s3://"):
+        source: Store = s3_store(src_s, settings, directory=True)[0]
+        target: Store = local_store(Path(dst_s), settings)
+    else:
+        if not Path(src_s).is_dir():
+            raise NotFoundError(f"local directory not found: {src_s}", "sync copies a directory's contents.")
+        source = local_store(Path(src_s), settings)
+        target = s3_store(dst_s, settings, directory=True)[0]
+    compare: Compare
+    if checksum:
+        compare = Checksum(source, target, settings.part_size)
+    elif size_only:
+        compare = Compare(source, target)
+    else:
+        compare = SizeAndMtime(source, target)
+    async with source, target:
+        plan = await plan_sync(
+            source, target, compare, delete=delete, allow=allow, checks_in_flight=max(32, settings.concurrency)
+        )
+        return await transfer("sync", plan, source, target, settings, reporter, dry_run=dry_run)
+
+
+def sync(src: str | os.PathLike[str], dst: str | os.PathLike[str], **kwargs: Any) -> TransferResult:
+    """Blocking twin of :func:`sync_async`."""
+    return run(sync_async(src, dst, **kwargs))
+
+
 def upload(src: str | os.PathLike[str], dst: str, **kwargs: Any) -> TransferResult:
     """Upload a file, or a directory with ``recursive=True``, to ``s3://bucket/prefix``."""
     return run(upload_async(src, dst, **kwargs))

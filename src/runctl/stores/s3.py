@@ -7,6 +7,7 @@ that is what decides the many-small-files case (see bench/s3_bench.py).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ class S3Reader(Reader):
 
     async def chunks(self) -> AsyncIterator[bytes]:
         async for chunk in self._result.stream(min_chunk_size=CHUNK):
-            yield chunk  # type: ignore[misc]  # obstore.Bytes supports the buffer protocol
+            yield chunk  # obstore.Bytes supports the buffer protocol
 
 
 def _parse_mtime(raw: str | None) -> float | None:
@@ -90,6 +91,7 @@ class S3Store(Store):
     """A bucket and a key prefix. ``prefix`` is "" or ends with "/" (or is a single key's dir)."""
 
     mtime_precision = 1.0  # LastModified has whole seconds
+    listing_mtime_is_source = False
 
     def __init__(
         self,
@@ -189,7 +191,7 @@ class S3Store(Store):
             if not page.get("IsTruncated") or not token:
                 return
 
-    async def list_dir(self) -> tuple[list[str], list[Entry]]:
+    async def list_dir(self) -> tuple[builtins.list[str], builtins.list[Entry]]:
         """One level below the prefix: (common prefixes, objects), like ``aws s3 ls``."""
         try:
             result = await obstore.list_with_delimiter_async(self._store, self.prefix or None)
@@ -214,6 +216,16 @@ class S3Store(Store):
         except Exception as exc:
             raise self.map_error(exc, path) from exc
         return Entry(path, meta["size"], meta["last_modified"].timestamp(), meta["e_tag"])
+
+    async def source_mtime(self, path: str) -> float | None:
+        """The mtime recorded at upload (x-amz-meta-mtime), else None. One HEAD request."""
+        try:
+            result = await obstore.get_async(self._store, self.prefix + path, options={"head": True})
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self.map_error(exc, path) from exc
+        return _parse_mtime(result.attributes.get(MTIME_KEY))
 
     async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
         options: dict[str, Any] = {}

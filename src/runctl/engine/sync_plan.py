@@ -1,0 +1,96 @@
+"""Sync planning: merge two sorted listings into copy / delete / skip actions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from ..errors import NotFoundError
+from ..stores.base import Entry, Store
+from ..stores.local import safe_relpath
+from .compare import UNSURE, Compare
+from .plan import Action, PathFilter, Plan, unsafe_path_warning
+
+
+async def _listing(store: Store, *, missing_ok: bool) -> list[Entry]:
+    try:
+        return [e async for e in store.list()]
+    except NotFoundError:
+        if missing_ok:
+            return []  # a destination that does not exist yet is simply empty
+        raise
+
+
+async def plan_sync(
+    src: Store,
+    dst: Store,
+    compare: Compare,
+    *,
+    delete: bool = False,
+    allow: PathFilter | None = None,
+    checks_in_flight: int = 32,
+) -> Plan:
+    """Plan a sync from ``src`` to ``dst``.
+
+    Files excluded by ``allow`` are invisible on both sides: never copied, never
+    deleted. Pairs the listings cannot decide (see Compare.quick) are resolved with
+    at most ``checks_in_flight`` requests or hashes at a time.
+    """
+    src_list, dst_list = await asyncio.gather(_listing(src, missing_ok=False), _listing(dst, missing_ok=True))
+    plan = Plan()
+    unsure: list[tuple[int, Entry, Entry]] = []
+    for s, d in _merge(src_list, dst_list):
+        path = (s or d).path  # type: ignore[union-attr]
+        if s is not None and safe_relpath(path) is None:
+            plan.warnings.append(unsafe_path_warning(path, src.url))
+            continue
+        if allow is not None and not allow(path):
+            continue
+        if s is None:
+            assert d is not None
+            if delete and safe_relpath(path) is not None:
+                plan.actions.append(Action("delete", path, d.size, "not in source"))
+            continue
+        if d is None:
+            plan.actions.append(Action("copy", path, s.size, "new", s))
+            continue
+        reason = compare.quick(s, d)
+        if reason == UNSURE:
+            unsure.append((len(plan.actions), s, d))
+            plan.actions.append(Action("skip", path, s.size, "unchanged", s))
+        elif reason is None:
+            plan.actions.append(Action("skip", path, s.size, "unchanged"))
+        else:
+            plan.actions.append(Action("copy", path, s.size, reason, s))
+    await _resolve(plan, unsure, compare, checks_in_flight)
+    return plan
+
+
+async def _resolve(plan: Plan, unsure: list[tuple[int, Entry, Entry]], compare: Compare, limit: int) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(index: int, s: Entry, d: Entry) -> None:
+        async with gate:
+            reason = await compare.resolve(s, d)
+        if reason is not None:
+            plan.actions[index] = Action("copy", s.path, s.size, reason, s)
+
+    async with asyncio.TaskGroup() as tg:
+        for item in unsure:
+            tg.create_task(one(*item))
+
+
+def _merge(a: list[Entry], b: list[Entry]) -> Iterator[tuple[Entry | None, Entry | None]]:
+    """Pairs of (source, destination) entries with equal paths, in path order."""
+    i = j = 0
+    while i < len(a) or j < len(b):
+        if j >= len(b) or (i < len(a) and a[i].path < b[j].path):
+            yield (a[i], None)
+            i += 1
+        elif i >= len(a) or b[j].path < a[i].path:
+            yield (None, b[j])
+            j += 1
+        else:
+            yield (a[i], b[j])
+            i += 1
+            j += 1
