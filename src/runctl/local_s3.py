@@ -131,7 +131,7 @@ def start(
                 f"weed mini exited with status {proc.returncode}",
                 f"See the log in {data_dir / 'weed.log'}.",
             )
-        if _answers(endpoint) and (not buckets or _bucket_ready(server)):
+        if _answers(endpoint) and all(_bucket_ready(server, b) for b in buckets):
             return server
         time.sleep(0.1)
     stop_pid(proc.pid)
@@ -148,13 +148,24 @@ def _answers(endpoint: str) -> bool:
     return True
 
 
-def _bucket_ready(server: LocalS3) -> bool:
-    """Buckets from -bucket are created a moment after the port opens."""
+def _bucket_ready(server: LocalS3, bucket: str) -> bool:
+    """Buckets from -bucket appear a moment after the port opens: ready once a signed
+    listing succeeds (a HEAD cannot tell NoSuchBucket from NoSuchKey: it has no body)."""
+    import obstore
+    from obstore.store import S3Store
+
+    store = S3Store(
+        bucket,
+        endpoint=server.endpoint,
+        region="us-east-1",
+        access_key_id=server.access_key,
+        secret_access_key=server.secret_key,
+        client_options={"allow_http": True},
+        retry_config={"max_retries": 0},
+    )
     try:
-        urllib.request.urlopen(f"{server.endpoint}/{server.bucket}/", timeout=1)
-    except urllib.error.HTTPError as exc:
-        return exc.code != 404
-    except OSError:
+        obstore.list_with_delimiter(store, ".runctl-ready-probe/")
+    except Exception:
         return False
     return True
 

@@ -42,8 +42,9 @@ class SizeAndMtime(Compare):
     * Both listings carry real mtimes (local, SSH): compare them.
     * Local -> S3: the listing has LastModified (upload time); copy when the local
       file is newer than the object, as ``aws s3 sync`` and s5cmd do.
-    * S3 -> local: a local mtime within a second of LastModified is unchanged;
-      otherwise ask for the mtime recorded at upload (one HEAD) and compare exactly.
+    * S3 -> local: a local mtime exactly equal to LastModified was set by a download
+      of an object without a recorded mtime: unchanged. Otherwise ask for the mtime
+      recorded at upload (one HEAD) and compare exactly.
     """
 
     name = "size-and-mtime"
@@ -57,9 +58,7 @@ class SizeAndMtime(Compare):
             return "mtime differs" if abs(s.mtime - d.mtime) > slack else None
         if src_exact:
             return "source is newer" if s.mtime > d.mtime + slack else None
-        if abs(s.mtime - d.mtime) <= slack:
-            return None
-        return UNSURE
+        return None if s.mtime == d.mtime else UNSURE
 
     async def resolve(self, s: Entry, d: Entry) -> str | None:
         recorded = await self.src.source_mtime(s.path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from ..errors import NotFoundError
+from ..errors import BucketNotFoundError, NotFoundError
 from ..stores.base import Entry, Store
 from ..stores.local import safe_relpath
 from .compare import UNSURE, Compare
@@ -15,6 +15,8 @@ from .plan import Action, PathFilter, Plan, unsafe_path_warning
 async def _listing(store: Store, *, missing_ok: bool) -> list[Entry]:
     try:
         return [e async for e in store.list()]
+    except BucketNotFoundError:
+        raise
     except NotFoundError:
         if missing_ok:
             return []  # a destination that does not exist yet is simply empty
