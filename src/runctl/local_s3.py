@@ -6,6 +6,7 @@ gRPC twins at +10000); all are picked free here so two servers can coexist.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -184,10 +185,8 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
         if done == pid:
             return
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _alive(pid: int) -> bool:

@@ -84,7 +84,9 @@ S3_MODULES: tuple[str, ...] = ("s3_housekeeping",)
 class _FilterRule(argparse.Action):
     """Keeps --exclude/--include in command-line order: the last matching rule wins."""
 
-    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, opt: Any = None) -> None:
+    def __call__(
+        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, opt: Any = None
+    ) -> None:
         rules = list(getattr(ns, self.dest, None) or [])
         rules.append(("exclude" if self.option_strings[0] == "--exclude" else "include", value))
         setattr(ns, self.dest, rules)
@@ -137,12 +139,25 @@ def _transfer(args: argparse.Namespace, settings: Settings, console: Console, fn
         if args.use_s5cmd:
             from ..s5cmd_backend import run_s5cmd
 
-            result = run_s5cmd(fn_name.removesuffix("_async"), args.src, args.dst, settings, reporter=report,
-                               recursive=args.recursive, rules=getattr(args, "filter_rules", None) or [])
+            result = run_s5cmd(
+                fn_name.removesuffix("_async"),
+                args.src,
+                args.dst,
+                settings,
+                reporter=report,
+                recursive=args.recursive,
+                rules=getattr(args, "filter_rules", None) or [],
+            )
             return render_transfer(console, result)
         result = api.run(
-            fn(args.src, args.dst, recursive=args.recursive, settings=settings, reporter=report,
-               allow=filter_from(args))
+            fn(
+                args.src,
+                args.dst,
+                recursive=args.recursive,
+                settings=settings,
+                reporter=report,
+                allow=filter_from(args),
+            )
         )
     return render_transfer(console, result)
 
@@ -161,14 +176,29 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, console: Console) -> 
         if args.use_s5cmd:
             from ..s5cmd_backend import run_s5cmd
 
-            result = run_s5cmd("sync", src, dst, settings, reporter=report, delete=args.delete,
-                               dry_run=args.dry_run, size_only=args.size_only,
-                               rules=getattr(args, "filter_rules", None) or [])
+            result = run_s5cmd(
+                "sync",
+                src,
+                dst,
+                settings,
+                reporter=report,
+                delete=args.delete,
+                dry_run=args.dry_run,
+                size_only=args.size_only,
+                rules=getattr(args, "filter_rules", None) or [],
+            )
             return render_transfer(console, result)
         result = api.run(
             api.sync_async(
-                src, dst, delete=args.delete, dry_run=args.dry_run, size_only=args.size_only,
-                checksum=args.checksum, settings=settings, reporter=report, allow=filter_from(args),
+                src,
+                dst,
+                delete=args.delete,
+                dry_run=args.dry_run,
+                size_only=args.size_only,
+                checksum=args.checksum,
+                settings=settings,
+                reporter=report,
+                allow=filter_from(args),
             )
         )
     return render_transfer(console, result)

@@ -9,11 +9,13 @@ algorithm between two stores.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 ProgressFn = Callable[[int], None]
+EntryKind = Literal["file", "dir", "symlink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,12 @@ class Entry:
     mtime: float
     """Seconds since the epoch. For S3 listings this is LastModified."""
     etag: str | None = None
+    kind: EntryKind = "file"
+    """Stores that keep trees (code sync) also list symlinks and directories; S3 lists files only."""
+    mode: int | None = None
+    """Permission bits (e.g. 0o755) when the store knows them."""
+    link: str | None = None
+    """Symlink target, for ``kind == "symlink"``."""
 
 
 class Reader(ABC):
@@ -86,8 +94,23 @@ class Store(ABC):
     async def delete(self, paths: Iterable[str]) -> None:
         """Delete files (missing ones are not an error)."""
 
+    batch_writes: bool = False
+    """True when the store prefers one ``write_batch`` call over many ``write`` calls
+    (SSH: one tar stream instead of a round trip per file)."""
+
+    async def write_batch(
+        self,
+        entries: Sequence[Entry],
+        src: Store,
+        on_bytes: Callable[[str, int], None],
+        on_done: Callable[[str], None],
+    ) -> None:
+        """Copy many entries from ``src`` in one go; only called when ``batch_writes``."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         """Release connections. Stores are also usable as async context managers."""
+        return None
 
     async def __aenter__(self) -> Store:
         return self

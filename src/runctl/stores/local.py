@@ -6,8 +6,10 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..errors import LocalIOError, NotFoundError, UsageError
 from .base import Entry, ProgressFn, Reader, Store
@@ -16,6 +18,8 @@ CHUNK = 1024 * 1024
 """Read size for local streams: 1 MiB balances syscalls against page-fault cost."""
 
 TMP_MARK = ".runctl-tmp-"
+IO_THREADS = 8
+T = TypeVar("T")
 
 
 def safe_relpath(path: str) -> str | None:
@@ -57,6 +61,7 @@ class LocalStore(Store):
     mtime_precision = 1e-6
 
     def __init__(self, root: Path, *, part_size: int = 8 * 1024 * 1024, parts_in_flight: int = 4) -> None:
+        self._pool: ThreadPoolExecutor | None = None
         self.root = root
         self.url = str(root)
         self.part_size = part_size
@@ -111,15 +116,38 @@ class LocalStore(Store):
         except FileNotFoundError as exc:
             raise NotFoundError(f"local file vanished: {self._file(path)}") from exc
 
+    def _in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run blocking file-system work off the event loop. Creating a file costs about
+        0.5 ms of kernel time here; done inline it would serialise a many-file download."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="runctl-io")
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
         final = self._file(path)
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LocalIOError(f"cannot create directory {final.parent}: {exc.strerror}") from exc
         tmp = final.parent / f".{final.name[:100]}{TMP_MARK}{secrets.token_hex(4)}"
         try:
-            mtime = await self._fill(tmp, src, entry, progress)
+            src_file = src.local_file(entry.path)
+            if src_file is not None:
+                await self._in_thread(_copy_file, src_file, tmp, final)
+                progress(entry.size)
+                return
+            first = await src.open(entry.path, 0, None if entry.size <= self.part_size else self.part_size)
+            if first.size <= self.part_size:
+                # Small file: gather it (bounded by the part size), then one thread hop
+                # creates, writes, stamps and renames it.
+                chunks = [c async for c in first.chunks()]
+                mtime = first.mtime if first.mtime is not None else entry.mtime
+                await self._in_thread(_write_whole, tmp, final, chunks, mtime)
+                progress(sum(len(c) for c in chunks))
+                return
+            await self._in_thread(_make_parent, final)
+            mtime = await self._fill_parts(tmp, src, entry, first, progress)
             os.utime(tmp, (mtime, mtime))
             os.replace(tmp, final)
         except BaseException as exc:
@@ -128,32 +156,25 @@ class LocalStore(Store):
                 raise LocalIOError(f"cannot write {final}: {exc.strerror or exc}") from exc
             raise
 
-    async def _fill(self, tmp: Path, src: Store, entry: Entry, progress: ProgressFn) -> float:
-        """Write the source's bytes into ``tmp``; return the mtime to give the file."""
-        src_file = src.local_file(entry.path)
-        if src_file is not None:
-            await asyncio.to_thread(shutil.copyfile, src_file, tmp)
-            progress(entry.size)
-            return src_file.stat().st_mtime
-        first = await src.open(entry.path, 0, None if entry.size <= self.part_size else self.part_size)
+    async def _fill_parts(
+        self, tmp: Path, src: Store, entry: Entry, first: Reader, progress: ProgressFn
+    ) -> float:
+        """Large file: several ranged reads in flight into one pre-sized file; returns the mtime."""
         size = first.size
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = await self._in_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            if size > self.part_size:
-                # Large object: several ranged reads in flight into one pre-sized file.
-                os.ftruncate(fd, size)
-            await _drain(first, fd, 0, progress)
-            if size > self.part_size:
-                gate = asyncio.Semaphore(self.parts_in_flight)
+            os.ftruncate(fd, size)
+            gate = asyncio.Semaphore(self.parts_in_flight)
 
-                async def part(offset: int) -> None:
-                    async with gate:
-                        reader = await src.open(entry.path, offset, min(self.part_size, size - offset))
-                        await _drain(reader, fd, offset, progress)
+            async def part(offset: int) -> None:
+                async with gate:
+                    reader = await src.open(entry.path, offset, min(self.part_size, size - offset))
+                    await _drain(reader, fd, offset, progress)
 
-                async with asyncio.TaskGroup() as tg:
-                    for offset in range(self.part_size, size, self.part_size):
-                        tg.create_task(part(offset))
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(_drain(first, fd, 0, progress))
+                for offset in range(self.part_size, size, self.part_size):
+                    tg.create_task(part(offset))
         finally:
             os.close(fd)
         return first.mtime if first.mtime is not None else entry.mtime
@@ -166,6 +187,31 @@ class LocalStore(Store):
                 pass
             except OSError as exc:
                 raise LocalIOError(f"cannot delete {self._file(path)}: {exc.strerror}") from exc
+
+
+def _make_parent(final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _copy_file(src: Path, tmp: Path, final: Path) -> None:
+    _make_parent(final)
+    shutil.copyfile(src, tmp)
+    shutil.copystat(src, tmp)
+    os.replace(tmp, final)
+
+
+def _write_whole(tmp: Path, final: Path, chunks: list[bytes], mtime: float) -> None:
+    _make_parent(final)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.utime(tmp, (mtime, mtime))
+    os.replace(tmp, final)
 
 
 async def _drain(reader: Reader, fd: int, offset: int, progress: ProgressFn) -> None:

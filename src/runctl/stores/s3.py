@@ -19,9 +19,9 @@ from obstore.store import S3Store as _ObS3Store
 
 from ..errors import (
     AccessDeniedError,
+    BucketNotFoundError,
     CredentialsError,
     NetworkError,
-    BucketNotFoundError,
     NotFoundError,
     RunctlError,
     UsageError,
@@ -56,9 +56,7 @@ def parse_s3_url(url: str) -> S3Url:
     rest = url[5:]
     bucket, _, key = rest.partition("/")
     if not re.fullmatch(r"[a-z0-9][a-z0-9.\-_]{1,254}", bucket or ""):
-        raise UsageError(
-            f"invalid bucket name in {url!r}", "S3 locations look like s3://BUCKET/PREFIX"
-        )
+        raise UsageError(f"invalid bucket name in {url!r}", "S3 locations look like s3://BUCKET/PREFIX")
     return S3Url(bucket, key)
 
 
@@ -120,6 +118,11 @@ class S3Store(Store):
         text = str(exc)
         first = text.split("\n", 1)[0]
         where = f"s3://{self.bucket}/{self.prefix}{path}" if path is not None else self.url
+        if _BAD_PATH_RE.search(text):
+            return UsageError(
+                f"refusing key {where!r}: it has '..', '.' or empty path segments",
+                "Such keys could write outside the destination; rename the object.",
+            )
         if "NoSuchBucket" in text:
             return BucketNotFoundError(
                 f"bucket not found: s3://{self.bucket} (at {self.endpoint})",
@@ -128,13 +131,28 @@ class S3Store(Store):
         if isinstance(exc, FileNotFoundError):
             return NotFoundError(f"not found: {where}", "Check the key; `runctl s3 list` shows what exists.")
         if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
-            if any(s in text for s in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken")):
+            if any(
+                s in text
+                for s in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken")
+            ):
                 return CredentialsError(
                     f"credentials rejected by {self.endpoint}: "
-                    + next(s for s in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken") if s in text)
+                    + next(
+                        s
+                        for s in (
+                            "SignatureDoesNotMatch",
+                            "InvalidAccessKeyId",
+                            "InvalidToken",
+                            "ExpiredToken",
+                        )
+                        if s in text
+                    )
                 )
             return AccessDeniedError(f"access denied: {where}")
-        if any(s in text for s in ("error sending request", "Connection refused", "timed out", "dns error", "connection")):
+        if any(
+            s in text
+            for s in ("error sending request", "Connection refused", "timed out", "dns error", "connection")
+        ):
             return NetworkError(
                 f"cannot reach S3 endpoint {self.endpoint}",
                 "Check --endpoint-url / AWS_ENDPOINT_URL and that the server is running.",
@@ -156,10 +174,18 @@ class S3Store(Store):
         async for key, size, mtime, etag in self._raw_list(self.prefix):
             entry = Entry(key[n:], size, mtime, etag)
             if pending is not None and not (pending.size == 0 and entry.path.startswith(pending.path + "/")):
-                yield pending
+                if await self._is_object(pending):
+                    yield pending
             pending = entry if entry.path and not entry.path.endswith("/") else None
-        if pending is not None:
+        if pending is not None and await self._is_object(pending):
             yield pending
+
+    async def _is_object(self, entry: Entry) -> bool:
+        """obstore lists a bare ``dir/`` marker as ``dir``: an empty entry that a HEAD
+        cannot find is such a marker. Only empty entries pay for the check."""
+        if entry.size:
+            return True
+        return await self.stat(entry.path) is not None
 
     async def _raw_list(self, prefix: str) -> AsyncIterator[tuple[str, int, float, str | None]]:
         try:
