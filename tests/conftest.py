@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,90 @@ def cli_subprocess(*argv: str, env: dict[str, str] | None = None, cwd: Path | No
         timeout=300,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+# -- helpers shared by the S3 test modules ----------------------------------------------
+
+
+def key_of(url: str) -> str:
+    """The key part of ``s3://bucket/key``."""
+    return url[len("s3://") :].partition("/")[2]
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every regular file below ``root`` as {relative posix path: bytes}."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def botocore_client(endpoint: str, access_key: str = "testkey", secret_key: str = "testsecret") -> Any:
+    """A plain botocore S3 client, to set up or check objects independently of runctl."""
+    import botocore.session
+    from botocore.config import Config
+    from botocore.handlers import add_expect_header
+
+    client = botocore.session.Session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    # SeaweedFS answers "Expect: 100-continue" in a way urllib3 cannot parse; botocore then
+    # waits 60 s for a read timeout. Send bodies straight away instead.
+    client.meta.events.unregister("before-call.s3", add_expect_header)
+    return client
+
+
+@pytest.fixture
+def s3_client(s3_env: S3Server) -> Any:
+    """A botocore client for the SeaweedFS test server."""
+    return botocore_client(s3_env.endpoint, s3_env.server.access_key, s3_env.server.secret_key)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server (accepts any credentials; keeps keys SeaweedFS would normalize, and
+    never creates buckets implicitly). Started on first use, stopped by its PID at the end."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            ["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=subprocess.STDOUT
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"moto_server exited: {log.read_text()}"
+            try:
+                urllib.request.urlopen(endpoint + "/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

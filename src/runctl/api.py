@@ -69,13 +69,21 @@ def exec_options(settings: Settings) -> ExecOptions:
 
 
 async def transfer(
-    command: str, plan: Plan, src: Store, dst: Store, settings: Settings, reporter: Reporter, dry_run: bool = False
+    command: str,
+    plan: Plan,
+    src: Store,
+    dst: Store,
+    settings: Settings,
+    reporter: Reporter,
+    dry_run: bool = False,
 ) -> TransferResult:
     """Execute ``plan`` (or only describe it, for a dry run) and wrap the outcome."""
     from .engine.execute import Outcome
 
     if dry_run:
-        result = TransferResult.from_outcome(command, src.url, dst.url, plan, Outcome(skipped=len(plan.skips)))
+        result = TransferResult.from_outcome(
+            command, src.url, dst.url, plan, Outcome(skipped=len(plan.skips))
+        )
         result.dry_run = True
         return result
     outcome = await execute(plan, src, dst, reporter, exec_options(settings))
@@ -131,7 +139,9 @@ async def download_async(
         async with store:
             plan = await plan_copy_all(store.list(), where=store.url, allow=allow)
             if not plan.actions and not plan.warnings:
-                raise NotFoundError(f"no objects found under {store.url}", "Check the prefix with `runctl s3 list`.")
+                raise NotFoundError(
+                    f"no objects found under {store.url}", "Check the prefix with `runctl s3 list`."
+                )
             return await transfer("download", plan, store, local_store(target, settings), settings, reporter)
     store, key = s3_store(src, settings, directory=False)
     if not key or key.endswith("/"):
@@ -143,7 +153,12 @@ async def download_async(
         if str(dst).endswith(("/", os.sep)) or target.is_dir():
             target = target / key.rsplit("/", 1)[-1]
         return await transfer(
-            "download", plan_single(entry, target.name), store, local_store(target.parent, settings), settings, reporter
+            "download",
+            plan_single(entry, target.name),
+            store,
+            local_store(target.parent, settings),
+            settings,
+            reporter,
         )
 
 
@@ -208,7 +223,12 @@ async def sync_async(
         compare = SizeAndMtime(source, target)
     async with source, target:
         plan = await plan_sync(
-            source, target, compare, delete=delete, allow=allow, checks_in_flight=max(32, settings.concurrency)
+            source,
+            target,
+            compare,
+            delete=delete,
+            allow=allow,
+            checks_in_flight=max(32, settings.concurrency),
         )
         return await transfer("sync", plan, source, target, settings, reporter, dry_run=dry_run)
 

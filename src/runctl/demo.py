@@ -69,9 +69,13 @@ def run_demo(settings: Settings, reporter: Reporter = null_reporter) -> DemoResu
             settings = replace(settings, endpoint_url=server.endpoint, profile=None)
             make_dataset(work / "dataset")
             url = f"s3://{server.bucket}/demo/dataset"
-            up = run(upload_async(work / "dataset", url, recursive=True, settings=settings, reporter=reporter))
+            up = run(
+                upload_async(work / "dataset", url, recursive=True, settings=settings, reporter=reporter)
+            )
             listed = run(list_async(url, recursive=True, settings=settings))
-            down = run(download_async(url, work / "copy", recursive=True, settings=settings, reporter=reporter))
+            down = run(
+                download_async(url, work / "copy", recursive=True, settings=settings, reporter=reporter)
+            )
             src, dst = _digests(work / "dataset"), _digests(work / "copy")
             if src != dst:
                 missing = sorted(set(src) ^ set(dst)) or [k for k in src if src[k] != dst.get(k)]

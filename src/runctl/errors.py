@@ -91,6 +91,24 @@ class RemoteError(RunctlError):
     code = "remote"
 
 
+class RemoteDiskFullError(RemoteError):
+    code = "remote_disk_full"
+    fatal = True
+    default_hint = "Free space on the remote machine (df -h), or push to another directory."
+
+
+class RemoteNotWritableError(RemoteError):
+    code = "remote_not_writable"
+    fatal = True
+    default_hint = "Pick a destination directory the remote user can write to."
+
+
+class RemoteToolMissingError(RemoteError):
+    code = "remote_tool_missing"
+    fatal = True
+    default_hint = "Install it on the remote machine (e.g. apt-get install tar findutils)."
+
+
 class TransferError(RunctlError):
     """Some items of a transfer failed; the others completed (exit 1)."""
 

@@ -50,7 +50,7 @@ class FileDeleted:
 
 
 @dataclass(frozen=True, slots=True)
-class Warning:  # noqa: A001 - a runctl warning event, not the builtin
+class Warning:
     message: str
 
 

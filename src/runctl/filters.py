@@ -32,7 +32,9 @@ class Filter:
         return not self._spec.match_file(path)  # type: ignore[attr-defined]
 
 
-def from_flags(excludes: Sequence[str] = (), includes: Sequence[str] = (), order: Sequence[Rule] = ()) -> Filter:
+def from_flags(
+    excludes: Sequence[str] = (), includes: Sequence[str] = (), order: Sequence[Rule] = ()
+) -> Filter:
     """Build a filter. ``order`` (as parsed from argv) wins; else excludes then includes."""
     if order:
         return Filter(tuple(order))

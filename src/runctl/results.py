@@ -34,7 +34,9 @@ class TransferResult:
         return self.files
 
     @classmethod
-    def from_outcome(cls, command: str, source: str, destination: str, plan: Plan, out: Outcome) -> TransferResult:
+    def from_outcome(
+        cls, command: str, source: str, destination: str, plan: Plan, out: Outcome
+    ) -> TransferResult:
         return cls(
             command,
             source,

@@ -55,8 +55,17 @@ def build_argv(
     size_only: bool = False,
     rules: list[tuple[str, str]] | None = None,
 ) -> list[str]:
-    argv = [s5cmd_binary(), "--json", "--numworkers", str(settings.concurrency), "--retry-count", str(settings.retries)]
-    endpoint = settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    argv = [
+        s5cmd_binary(),
+        "--json",
+        "--numworkers",
+        str(settings.concurrency),
+        "--retry-count",
+        str(settings.retries),
+    ]
+    endpoint = (
+        settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
     if endpoint:
         argv += ["--endpoint-url", endpoint]
     if settings.profile:
@@ -156,7 +165,15 @@ def _classify(message: str) -> RunctlError:
     low = message.lower()
     if "nosuchbucket" in low or "bucket does not exist" in low:
         return BucketNotFoundError(f"bucket not found (s5cmd): {message}", "Check the bucket name.")
-    if any(s in low for s in ("signaturedoesnotmatch", "invalidaccesskeyid", "no valid providers", "nocredentialproviders")):
+    if any(
+        s in low
+        for s in (
+            "signaturedoesnotmatch",
+            "invalidaccesskeyid",
+            "no valid providers",
+            "nocredentialproviders",
+        )
+    ):
         return CredentialsError(f"credentials rejected (s5cmd): {message}")
     if any(s in low for s in ("accessdenied", "forbidden")):
         return CredentialsError(f"access denied (s5cmd): {message}")

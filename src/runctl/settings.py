@@ -32,9 +32,7 @@ class Settings:
         if self.concurrency < 1:
             raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
         if self.part_size < MIN_PART:
-            raise UsageError(
-                f"--part-size must be at least 5MiB (S3's minimum), got {self.part_size} bytes"
-            )
+            raise UsageError(f"--part-size must be at least 5MiB (S3's minimum), got {self.part_size} bytes")
         if self.parts_in_flight < 1 or self.retries < 0:
             raise UsageError("parts_in_flight must be >= 1 and retries >= 0")
 

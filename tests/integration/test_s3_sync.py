@@ -197,12 +197,16 @@ def test_s5cmd_backend_matches_native(s3_env: S3Server, tmp_path: Path) -> None:
     assert tree(down) == FILES
     again = cli("-o", "json", "s3", "sync", str(src), s5_url, "--use-s5cmd").json()
     assert isinstance(again, dict) and again["ok"] is True
-    missing = cli("-o", "json", "s3", "download", "s3://no-such-bucket-here/x", str(down), "-r", "--use-s5cmd")
+    missing = cli(
+        "-o", "json", "s3", "download", "s3://no-such-bucket-here/x", str(down), "-r", "--use-s5cmd"
+    )
     assert missing.code == 4
     assert missing.json()["ok"] is False  # type: ignore[index]
 
 
-def test_s5cmd_missing_is_a_usage_error_with_hint(s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s5cmd_missing_is_a_usage_error_with_hint(
+    s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no s5cmd on this PATH
     (tmp_path / "d").mkdir()
     result = cli("-o", "json", "s3", "sync", str(tmp_path / "d"), s3_env.fresh_prefix(), "--use-s5cmd")

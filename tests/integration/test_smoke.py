@@ -16,7 +16,10 @@ def test_upload_list_download_roundtrip(s3_env: S3Server, tmp_path: Path) -> Non
     assert up.json()["files"] == 2  # type: ignore[index]
     listed = cli("-o", "json", "s3", "list", url, "--recursive")
     keys = sorted(o["key"] for o in listed.json()["objects"])  # type: ignore[index]
-    assert keys == [url[len("s3://runctl-test/"):] + "a/b/x.txt", url[len("s3://runctl-test/"):] + "top.bin"]
+    assert keys == [
+        url[len("s3://runctl-test/") :] + "a/b/x.txt",
+        url[len("s3://runctl-test/") :] + "top.bin",
+    ]
     down = cli("s3", "download", url, str(tmp_path / "dst"), "--recursive")
     assert down.code == 0, down.err
     assert (tmp_path / "dst" / "a" / "b" / "x.txt").read_text() == "hello"

@@ -33,9 +33,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, console: Console) -> 
     for step in (result.upload, result.download):
         rate = step.bytes / step.seconds if step.seconds else 0.0
         console.lines(
-            [f"{step.command:>8}: {step.files} files, {human_size(step.bytes)} in {step.seconds:.2f}s"
-             f" ({human_size(rate)}/s)"]
+            [
+                f"{step.command:>8}: {step.files} files, {human_size(step.bytes)} in {step.seconds:.2f}s"
+                f" ({human_size(rate)}/s)"
+            ]
         )
-    console.lines([f"  listed: {result.listed} objects", f"verified: {result.verified} files identical",
-                   f"endpoint: {result.endpoint} (stopped)"])
+    console.lines(
+        [
+            f"  listed: {result.listed} objects",
+            f"verified: {result.verified} files identical",
+            f"endpoint: {result.endpoint} (stopped)",
+        ]
+    )
     return 0

@@ -29,9 +29,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _describe(console: Console, server: LocalS3, state: str) -> None:
     if console.json:
-        console.document({"ok": True, "command": "local-s3", "state": state, "pid": server.pid,
-                          "endpoint": server.endpoint, "bucket": server.bucket, "env": server.env(),
-                          "data_dir": server.data_dir})
+        console.document(
+            {
+                "ok": True,
+                "command": "local-s3",
+                "state": state,
+                "pid": server.pid,
+                "endpoint": server.endpoint,
+                "bucket": server.bucket,
+                "env": server.env(),
+                "data_dir": server.data_dir,
+            }
+        )
         return
     console.info(f"local S3 {state}: {server.endpoint} (pid {server.pid}, bucket s3://{server.bucket})")
     console.lines(f"export {k}={v}" for k, v in server.env().items())

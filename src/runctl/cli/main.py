@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "s3_cmds",  # runctl s3 upload|download|list|sync|...
     "local_s3_cmd",  # runctl local-s3 start|stop|status
     "demo_cmd",  # runctl demo
+    "code_cmd",  # runctl code push
+    "checkpoint_cmd",  # runctl checkpoint list|cleanup
 )
 """Modules under runctl.cli, each exposing register(subparsers). One line per command family."""
 

@@ -17,16 +17,15 @@ def reporter_for(console: Console, label: str) -> Iterator[Reporter]:
     task: Any = None
     if console.show_progress():
         # rich is imported only here: piped and JSON runs never pay for it.
+        from rich.console import Console as RichConsole
         from rich.progress import (
             BarColumn,
             DownloadColumn,
-            MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
-        from rich.console import Console as RichConsole
 
         bar = Progress(
             TextColumn("{task.description}"),
@@ -38,7 +37,6 @@ def reporter_for(console: Console, label: str) -> Iterator[Reporter]:
             console=RichConsole(file=console.err),
             transient=True,
         )
-        _ = MofNCompleteColumn  # files are shown as a text field instead
     done_files = 0
     total_files = 0
 

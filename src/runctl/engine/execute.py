@@ -7,6 +7,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from ..aio import unwrap_groups
 from ..errors import NetworkError, RunctlError
 from ..events import BytesMoved, FileDeleted, FileDone, FileFailed, FileSkipped, Planned, Reporter, Warning
 from ..stores.base import Store
@@ -64,15 +65,18 @@ async def execute(
     copies = plan.copies
     reporter(Planned(len(copies), sum(a.size for a in copies)))
 
-    queue = iter(copies)
+    if dst.batch_writes and copies and all(a.dst_path is None for a in copies):
+        await _copy_batch(copies, src, dst, reporter, out)
+    else:
+        queue = iter(copies)
 
-    async def worker() -> None:
-        for action in queue:  # a shared iterator: each action is taken by one worker
-            await _copy_one(action, src, dst, reporter, opts, out)
+        async def worker() -> None:
+            for action in queue:  # a shared iterator: each action is taken by one worker
+                await _copy_one(action, src, dst, reporter, opts, out)
 
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(max(1, min(opts.concurrency, len(copies)))):
-            tg.create_task(worker())
+        async with unwrap_groups(), asyncio.TaskGroup() as tg:
+            for _ in range(max(1, min(opts.concurrency, len(copies)))):
+                tg.create_task(worker())
 
     deletes = [a.target for a in plan.deletes]
     for i in range(0, len(deletes), DELETE_BATCH):
@@ -83,6 +87,23 @@ async def execute(
         out.deleted += len(batch)
     out.seconds = time.monotonic() - started
     return out
+
+
+async def _copy_batch(copies: list[Action], src: Store, dst: Store, reporter: Reporter, out: Outcome) -> None:
+    """All copies as one batch (e.g. one tar stream over SSH). A batch is all or nothing
+    from the executor's view, so a failure is raised rather than retried per file."""
+    sizes = {a.target: a.size for a in copies}
+
+    def on_bytes(path: str, n: int) -> None:
+        reporter(BytesMoved(path, n))
+
+    def on_done(path: str) -> None:
+        out.files += 1
+        out.bytes += sizes.get(path, 0)
+        reporter(FileDone(path, sizes.get(path, 0)))
+
+    entries = [a.entry for a in copies if a.entry is not None]
+    await dst.write_batch(entries, src, on_bytes, on_done)
 
 
 async def _copy_one(

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..aio import unwrap_groups
 from ..errors import LocalIOError, NotFoundError, UsageError
 from .base import Entry, ProgressFn, Reader, Store
 
@@ -168,12 +169,14 @@ class LocalStore(Store):
 
             async def part(offset: int) -> None:
                 async with gate:
-                    reader = await src.open(entry.path, offset, min(self.part_size, size - offset))
+                    if offset == 0:
+                        reader = first  # already open: its response is the first part
+                    else:
+                        reader = await src.open(entry.path, offset, min(self.part_size, size - offset))
                     await _drain(reader, fd, offset, progress)
 
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(_drain(first, fd, 0, progress))
-                for offset in range(self.part_size, size, self.part_size):
+            async with unwrap_groups(), asyncio.TaskGroup() as tg:
+                for offset in range(0, size, self.part_size):
                     tg.create_task(part(offset))
         finally:
             os.close(fd)

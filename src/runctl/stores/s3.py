@@ -37,6 +37,7 @@ MAX_PARTS = 10_000
 MTIME_KEY = "mtime"
 """User metadata key for the source mtime (x-amz-meta-mtime, the same key rclone uses)."""
 
+_CREDENTIAL_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken")
 _BAD_PATH_RE = re.compile(r'Error parsing Path "(.*)": |Path "(.*)" contained empty path segment')
 
 
@@ -130,25 +131,15 @@ class S3Store(Store):
             )
         if isinstance(exc, FileNotFoundError):
             return NotFoundError(f"not found: {where}", "Check the key; `runctl s3 list` shows what exists.")
-        if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
-            if any(
-                s in text
-                for s in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken")
-            ):
-                return CredentialsError(
-                    f"credentials rejected by {self.endpoint}: "
-                    + next(
-                        s
-                        for s in (
-                            "SignatureDoesNotMatch",
-                            "InvalidAccessKeyId",
-                            "InvalidToken",
-                            "ExpiredToken",
-                        )
-                        if s in text
-                    )
-                )
-            return AccessDeniedError(f"access denied: {where}")
+        rejected = [c for c in _CREDENTIAL_CODES if c in text]
+        if rejected:
+            return CredentialsError(f"credentials rejected by {self.endpoint}: {rejected[0]}")
+        if isinstance(exc, PermissionDeniedError | UnauthenticatedError) or "403 Forbidden" in text:
+            # A HEAD's 403 has no body: it cannot tell a wrong secret from a missing permission.
+            return AccessDeniedError(
+                f"access denied: {where}",
+                "Check the credentials (AWS_SECRET_ACCESS_KEY, --profile) and their access to this bucket.",
+            )
         if any(
             s in text
             for s in ("error sending request", "Connection refused", "timed out", "dns error", "connection")
@@ -173,9 +164,11 @@ class S3Store(Store):
         pending: Entry | None = None
         async for key, size, mtime, etag in self._raw_list(self.prefix):
             entry = Entry(key[n:], size, mtime, etag)
-            if pending is not None and not (pending.size == 0 and entry.path.startswith(pending.path + "/")):
-                if await self._is_object(pending):
-                    yield pending
+            is_marker = (
+                pending is not None and pending.size == 0 and entry.path.startswith(pending.path + "/")
+            )
+            if pending is not None and not is_marker and await self._is_object(pending):
+                yield pending
             pending = entry if entry.path and not entry.path.endswith("/") else None
         if pending is not None and await self._is_object(pending):
             yield pending
@@ -222,7 +215,10 @@ class S3Store(Store):
         try:
             result = await obstore.list_with_delimiter_async(self._store, self.prefix or None)
         except Exception as exc:
-            raise self.map_error(exc) from exc
+            if not _BAD_PATH_RE.search(str(exc)):
+                raise self.map_error(exc) from exc
+            # Keys obstore cannot parse (".."): list this level through botocore instead.
+            return await self._botocore_list_dir()
         n = len(self.prefix)
         dirs = [p[n:] + "/" for p in result["common_prefixes"]]
         objs = [
@@ -230,6 +226,23 @@ class S3Store(Store):
             for m in result["objects"]
         ]
         return dirs, objs
+
+    async def _botocore_list_dir(self) -> tuple[builtins.list[str], builtins.list[Entry]]:
+        client = _botocore_client(self._options, self._kwargs)
+        n = len(self.prefix)
+        dirs: builtins.list[str] = []
+        objs: builtins.list[Entry] = []
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "Delimiter": "/"}
+        while True:
+            page = await asyncio.to_thread(client.list_objects_v2, **args)
+            dirs += [p["Prefix"][n:] for p in page.get("CommonPrefixes", [])]
+            objs += [
+                Entry(o["Key"][n:], o["Size"], o["LastModified"].timestamp(), o.get("ETag"))
+                for o in page.get("Contents", [])
+            ]
+            if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                return dirs, objs
+            args["ContinuationToken"] = page["NextContinuationToken"]
 
     # -- reading ----------------------------------------------------------------
     async def stat(self, path: str) -> Entry | None:

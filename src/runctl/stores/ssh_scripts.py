@@ -1,0 +1,155 @@
+"""The POSIX sh scripts the SSH store runs remotely, and how their failures map to errors.
+
+Every path is pasted through ``shlex.quote``: remote paths with spaces, quotes or ``$``
+must never be interpreted by the remote shell. Scripts are fed to ``sh -s`` on stdin,
+so neither the user's login shell (bash, zsh, fish) nor a command-line length limit
+gets in the way.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from shlex import quote
+
+from ..errors import (
+    RemoteDiskFullError,
+    RemoteError,
+    RemoteNotWritableError,
+    RemoteToolMissingError,
+)
+
+LIST_MAGIC = "runctl-list"
+FIELDS = 6
+"""Listing records: type, size, mtime, mode (octal), path, symlink target; NUL-separated."""
+
+_PERL_LISTER = r"""
+use strict; use File::Find; use Fcntl ":mode";
+my $hr = eval { require Time::HiRes; 1 };
+find({ no_chdir => 1, wanted => sub {
+  my $p = $File::Find::name; return if $p eq "."; $p =~ s{^\./}{};
+  my @s = $hr ? Time::HiRes::lstat($_) : lstat($_); return unless @s;
+  my $m = $s[2];
+  my $t = S_ISLNK($m) ? "l" : S_ISDIR($m) ? "d" : S_ISREG($m) ? "f" : "o";
+  my $l = $t eq "l" ? readlink($_) : "";
+  printf "%s\0%d\0%s\0%o\0%s\0%s\0", $t, $s[7], $s[9], $m & 07777, $p, $l;
+}}, ".");
+"""
+
+
+def list_script(root: str) -> str:
+    """One round trip: a header line with the remote's tools, then the whole tree.
+
+    GNU find's -printf is used when present (detected, not assumed); otherwise perl,
+    which nearly every Unix has. A missing root is an empty listing, not an error.
+    """
+    return f"""
+cd -- {quote(root)} 2>/dev/null || {{ echo "{LIST_MAGIC} missing"; exit 0; }}
+caps=""
+for t in tar sha256sum shasum md5sum; do
+  command -v "$t" >/dev/null 2>&1 && caps="$caps $t"
+done
+if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then
+  echo "{LIST_MAGIC} gnu$caps"
+  exec find . -mindepth 1 -printf '%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0'
+elif command -v perl >/dev/null 2>&1; then
+  echo "{LIST_MAGIC} perl$caps"
+  exec perl -e {quote(_PERL_LISTER)}
+fi
+echo "runctl: no usable find (GNU) or perl on the remote" >&2
+exit 127
+"""
+
+
+def tar_command(target: str, *, fresh: bool = False) -> str:
+    """Unpack a tar stream from stdin into ``target``. -p keeps modes (exec bits),
+    -o never tries to chown (fails in containers), mtimes are restored by default.
+    ``fresh``: the target is a new staging directory that must not exist yet."""
+    make = f"mkdir -- {quote(target)}" if fresh else f"mkdir -p -- {quote(target)}"
+    return (
+        f"command -v tar >/dev/null 2>&1 || {{ echo 'tar: not found' >&2; exit 127; }}; "
+        f"{make} && cd -- {quote(target)} && exec tar -x -p -o -f -"
+    )
+
+
+def delete_script(root: str, paths: Iterable[str]) -> str:
+    """Remove files and symlinks, then directories left empty (deepest first);
+    a directory that still holds excluded files stays."""
+    quoted = " ".join(quote(p) for p in sorted(paths, reverse=True))
+    return f"""cd -- {quote(root)} || exit 0
+for p in {quoted}; do
+  rm -f -- "$p" 2>/dev/null || rmdir -- "$p" 2>/dev/null
+done
+exit 0
+"""
+
+
+def hash_script(root: str, paths: Sequence[str]) -> str:
+    """Print the algorithm, then one digest per path in order ("-" when unreadable)."""
+    quoted = " ".join(quote(p) for p in paths)
+    return f"""cd -- {quote(root)} || exit 1
+if command -v sha256sum >/dev/null 2>&1; then h=sha256sum; a=sha256
+elif command -v shasum >/dev/null 2>&1; then h="shasum -a 256"; a=sha256
+elif command -v md5sum >/dev/null 2>&1; then h=md5sum; a=md5
+else echo none; exit 0; fi
+echo "$a"
+for f in {quoted}; do
+  d=$($h < "$f" 2>/dev/null) || d=-
+  echo "${{d%% *}}"
+done
+"""
+
+
+def touch_script(root: str, mtimes: Sequence[tuple[str, float]]) -> str:
+    """Set mtimes (files whose content matched): the next listing then sees no change."""
+    lines = [f"cd -- {quote(root)} || exit 1"]
+    for path, mtime in mtimes:
+        lines.append(f"touch -c -m -d {quote(iso_stamp(mtime))} -- {quote(path)}")
+    return "\n".join(lines) + "\n"
+
+
+def iso_stamp(mtime: float) -> str:
+    """ISO 8601 with nanoseconds and Z: accepted by GNU, BSD and POSIX ``touch -d``."""
+    whole = int(mtime // 1)
+    frac = round((mtime - whole) * 1e9)
+    if frac >= 1_000_000_000:
+        whole, frac = whole + 1, frac - 1_000_000_000
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+def swap_script(root: str, staging: str, old: str, keep: Sequence[str]) -> str:
+    """Put a fully unpacked staging tree in place of ``root`` with two renames, then move
+    back what must survive (excluded paths such as outputs/, checkpoints/)."""
+    moves = "\n".join(
+        f"  if [ -e {quote(old + '/' + k)} ] || [ -L {quote(old + '/' + k)} ]; then "
+        f"mkdir -p -- {quote(posixpath.dirname(root + '/' + k))} && "
+        f"mv -- {quote(old + '/' + k)} {quote(root + '/' + k)} || exit 1; fi"
+        for k in keep
+    )
+    return f"""set -e
+if [ -d {quote(root)} ]; then
+  mv -- {quote(root)} {quote(old)}
+  mv -- {quote(staging)} {quote(root)}
+{moves or "  :"}
+  rm -rf -- {quote(old)}
+else
+  mkdir -p -- {quote(posixpath.dirname(root) or ".")}
+  mv -- {quote(staging)} {quote(root)}
+fi
+"""
+
+
+def remote_error(what: str, status: int | None, stderr: str) -> RemoteError:
+    """Map a failed remote command to a typed error with a distinct code and a hint."""
+    text = stderr.strip()
+    last = text.splitlines()[-1] if text else f"exit status {status}"
+    lowered = text.lower()
+    message = f"{what} failed on the remote: {last}"
+    if "no space left" in lowered or "quota exceeded" in lowered:
+        return RemoteDiskFullError(message)
+    if any(s in lowered for s in ("permission denied", "read-only file system", "not a directory")):
+        return RemoteNotWritableError(message)
+    if status == 127 or "not found" in lowered:
+        return RemoteToolMissingError(message)
+    return RemoteError(message, "Run the command with -v, or check the remote machine's logs.")

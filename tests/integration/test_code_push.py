@@ -1,0 +1,294 @@
+"""`runctl code push` against a real OpenSSH sshd on loopback (see tests/sshd.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import sshd
+from tests.conftest import cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the test key may be used
+
+
+def push(server: sshd.SSHServer, src: Path, dest: str, *extra: str) -> dict[str, Any]:
+    result = cli("-o", "json", "code", "push", str(src), dest, "-F", str(server.config), *extra)
+    assert result.code == 0, result.out + result.err
+    doc: dict[str, Any] = result.json()  # type: ignore[assignment]
+    return doc
+
+
+def tree(root: Path) -> dict[str, tuple[str, object]]:
+    """{path: (kind, content or link target or exec bit)} for a whole directory."""
+    out: dict[str, tuple[str, object]] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(folder, name)
+            rel = p.relative_to(root).as_posix()
+            st = p.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", None)
+            else:
+                out[rel] = ("file", (p.read_bytes(), bool(st.st_mode & 0o100)))
+    return out
+
+
+def make_src(root: Path) -> Path:
+    (root / "pkg" / "sub").mkdir(parents=True)
+    (root / "pkg" / "a.py").write_text("print('a')\n")
+    (root / "pkg" / "sub" / "b.py").write_text("print('b')\n")
+    run = root / "run.sh"
+    run.write_text("#!/bin/sh\necho hi\n")
+    run.chmod(0o755)
+    (root / "link.py").symlink_to("pkg/a.py")
+    (root / "empty" / "deeper").mkdir(parents=True)
+    (root / "big.bin").write_bytes(os.urandom(600_000))
+    (root / "__pycache__").mkdir()
+    (root / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    (root / ".git").mkdir()  # not a real repository: must still never be sent
+    (root / ".git" / "HEAD").write_text("ref: x\n")
+    return root
+
+
+def selected_tree(root: Path) -> dict[str, tuple[str, object]]:
+    return {k: v for k, v in tree(root).items() if not k.startswith((".git", "__pycache__"))}
+
+
+def test_first_push_then_noop_then_touch(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    remote = tmp_path / "remote"
+    first = push(ssh_server, src, ssh_server.dest(remote))
+    assert first["ok"] and first["mode"] == "incremental"
+    assert sorted(first["sent"]) == ["big.bin", "link.py", "pkg/a.py", "pkg/sub/b.py", "run.sh"]
+    assert tree(remote) == selected_tree(src)  # content, exec bit, symlink, empty dirs
+    assert (remote / "big.bin").stat().st_mtime == pytest.approx((src / "big.bin").stat().st_mtime, abs=1e-3)
+
+    again = push(ssh_server, src, ssh_server.dest(remote))
+    assert again["sent"] == [] and again["bytes"] == 0 and again["unchanged"] == 5
+
+    os.utime(src / "big.bin")  # touched, same content: hashed on both sides, not resent
+    (src / "pkg" / "a.py").write_text("print('A')\n")
+    third = push(ssh_server, src, ssh_server.dest(remote))
+    assert third["sent"] == ["pkg/a.py"]
+    assert push(ssh_server, src, ssh_server.dest(remote))["sent"] == []  # remote mtime was fixed up
+    assert tree(remote) == selected_tree(src)
+
+
+def test_delete_keeps_excluded_remote_files(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    (src / ".gitignore").write_text("outputs/\n*.log\n")
+    remote = tmp_path / "remote"
+    push(ssh_server, src, ssh_server.dest(remote))
+    (remote / "outputs").mkdir()
+    (remote / "outputs" / "model.ckpt").write_text("weights")
+    (remote / "pkg" / "__pycache__").mkdir()
+    (remote / "pkg" / "__pycache__" / "a.pyc").write_text("c")
+    (remote / "train.log").write_text("log")
+    (remote / "stale.py").write_text("old")
+    (src / "pkg" / "sub" / "b.py").unlink()
+
+    dry = push(ssh_server, src, ssh_server.dest(remote), "--delete", "--dry-run")
+    assert sorted(dry["deleted"]) == ["pkg/sub/b.py", "stale.py"] and dry["dry_run"]
+    assert (remote / "stale.py").exists()  # a dry run changes nothing
+
+    done = push(ssh_server, src, ssh_server.dest(remote), "--delete")
+    assert sorted(done["deleted"]) == ["pkg/sub/b.py", "stale.py"]
+    assert not (remote / "stale.py").exists() and not (remote / "pkg" / "sub" / "b.py").exists()
+    for kept in ("outputs/model.ckpt", "pkg/__pycache__/a.pyc", "train.log"):
+        assert (remote / kept).exists(), kept
+
+
+def test_nested_gitignore_negation_and_include(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "logs").mkdir(parents=True)
+    (src / "data").mkdir()
+    (src / ".gitignore").write_text("*.log\n/top.txt\ndata/\n")
+    (src / "logs" / ".gitignore").write_text("!keep.log\n")
+    (src / "logs" / "keep.log").write_text("k")
+    (src / "logs" / "drop.log").write_text("d")
+    (src / "logs" / "top.txt").write_text("anchored pattern does not match here")
+    (src / "top.txt").write_text("ignored")
+    (src / "data" / "small.csv").write_text("1,2")
+    (src / "notes.md").write_text("secret")
+    (src / ".runctlignore").write_text("notes.md\n")
+    remote = tmp_path / "remote"
+    doc = push(ssh_server, src, ssh_server.dest(remote), "--include", "data/")
+    assert sorted(doc["sent"]) == [
+        ".gitignore",
+        ".runctlignore",
+        "data/small.csv",
+        "logs/.gitignore",
+        "logs/keep.log",
+        "logs/top.txt",
+    ]
+
+
+def test_git_work_tree_selection(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    src = tmp_path / "repo"
+    src.mkdir()
+    subprocess.run(["git", "init", "-q", str(src)], check=True)
+    (src / ".gitignore").write_text("wandb/\n")
+    (src / "wandb").mkdir()
+    (src / "wandb" / "run.bin").write_text("x")
+    (src / "tracked.py").write_text("t")
+    (src / "untracked.py").write_text("u")
+    subprocess.run(["git", "-C", str(src), "add", "tracked.py", ".gitignore"], check=True)
+    doc = push(ssh_server, src, ssh_server.dest(tmp_path / "remote"), "--exclude", "untracked.py")
+    assert sorted(doc["sent"]) == [".gitignore", "tracked.py"]
+
+
+def test_remote_path_with_spaces_quotes_and_dollar(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "we ird $HOME 'q'").mkdir(parents=True)
+    (src / "we ird $HOME 'q'" / "f $x.py").write_text("ok")
+    remote = tmp_path / "dest $USER 'it''s' dir"
+    push(ssh_server, src, ssh_server.dest(remote))
+    assert (remote / "we ird $HOME 'q'" / "f $x.py").read_text() == "ok"
+    assert push(ssh_server, src, f"ssh://{sshd.ALIAS}{remote}")["sent"] == []
+
+
+def test_full_mode_swaps_tree_and_keeps_excluded(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    remote = tmp_path / "remote"
+    doc = push(ssh_server, src, ssh_server.dest(remote), "--mode", "full")
+    assert doc["mode"] == "full" and len(doc["sent"]) == 5
+    assert tree(remote) == selected_tree(src)
+    (remote / "checkpoints").mkdir()
+    (remote / "checkpoints" / "c.pt").write_text("w")
+    (remote / "pkg" / "__pycache__").mkdir()
+    (remote / "pkg" / "__pycache__" / "a.pyc").write_text("c")
+    (remote / "stale.py").write_text("old")
+    (src / ".runctlignore").write_text("checkpoints/\n")
+    doc = push(ssh_server, src, ssh_server.dest(remote), "--mode", "full", "--delete")
+    assert doc["deleted"] == ["stale.py"]
+    assert (remote / "checkpoints" / "c.pt").read_text() == "w"
+    assert (remote / "pkg" / "__pycache__" / "a.pyc").read_text() == "c"
+    assert not (remote / "stale.py").exists()
+    assert not [p for p in remote.parent.iterdir() if "runctl" in p.name]  # no staging leftovers
+
+
+def test_unknown_host_key_refused_then_accepted(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    args = ["code", "push", str(src), ssh_server.dest(tmp_path / "r"), "-F", str(ssh_server.config)]
+    refused = cli("-o", "json", *args, "--known-hosts", str(known))
+    assert refused.code == 3
+    error = refused.json()["error"]  # type: ignore[index]
+    assert error["code"] == "host_key" and "SHA256:" in error["message"]
+    assert "--accept-new-host-key" in error["hint"]
+    assert not (tmp_path / "r").exists()
+    accepted = cli(*args, "--known-hosts", str(known), "--accept-new-host-key")
+    assert accepted.code == 0, accepted.err
+    assert ssh_server.host_pub in known.read_text()
+    assert cli(*args, "--known-hosts", str(known)).code == 0  # now known: no flag needed
+
+
+def test_changed_host_key_refused_even_with_accept_new(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = tmp_path / "known_hosts"
+    fake_key = " ".join(Path(f"{other}.pub").read_text().split()[:2])
+    known.write_text(f"[127.0.0.1]:{ssh_server.port} {fake_key}\n")
+    result = cli(
+        "code",
+        "push",
+        str(make_src(tmp_path / "src")),
+        ssh_server.dest(tmp_path / "r"),
+        "-F",
+        str(ssh_server.config),
+        "--known-hosts",
+        str(known),
+        "--accept-new-host-key",
+    )
+    assert result.code == 3 and "does not match" in result.err and "Traceback" not in result.err
+
+
+def test_wrong_client_key_refused(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    src = make_src(tmp_path / "src")
+    result = cli(
+        "-o",
+        "json",
+        "code",
+        "push",
+        str(src),
+        ssh_server.dest(tmp_path / "r"),
+        "-F",
+        str(ssh_server.config),
+        "-i",
+        str(wrong),
+    )
+    assert result.code == 3
+    assert result.json()["error"]["code"] == "credentials"  # type: ignore[index]
+
+
+def test_connection_refused(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    result = cli(
+        "code",
+        "push",
+        str(make_src(tmp_path / "src")),
+        ssh_server.dest(tmp_path / "r"),
+        "-F",
+        str(ssh_server.config),
+        "--port",
+        str(sshd.free_port()),
+    )
+    assert result.code == 5 and "refused" in result.err and "hint:" in result.err
+
+
+def test_remote_not_writable(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    result = cli(
+        "-o",
+        "json",
+        "code",
+        "push",
+        str(make_src(tmp_path / "src")),
+        ssh_server.dest(blocker / "sub"),
+        "-F",
+        str(ssh_server.config),
+    )
+    assert result.code == 6
+    assert result.json()["error"]["code"] == "remote_not_writable"  # type: ignore[index]
+
+
+def test_watch_pushes_each_change(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    from runctl.codesync.push import PushOptions, PushResult, watch_async
+    from runctl.codesync.target import ConnectOptions
+
+    src = make_src(tmp_path / "src")
+    remote = tmp_path / "remote"
+    results: list[PushResult] = []
+
+    def on_result(result: PushResult) -> None:
+        results.append(result)
+        if len(results) == 1:
+            (src / "pkg" / "new.py").write_text("new")
+
+    options = PushOptions(ssh=ConnectOptions(config=ssh_server.config))
+    asyncio.run(
+        asyncio.wait_for(
+            watch_async(
+                src, ssh_server.dest(remote), options, on_result, interval=0.05, settle=0.05, max_pushes=2
+            ),
+            timeout=30,
+        )
+    )
+    assert results[1].sent == ["pkg/new.py"]
+    assert (remote / "pkg" / "new.py").read_text() == "new"
