@@ -61,7 +61,7 @@ def s3_store(url: str, settings: Settings, *, directory: bool) -> tuple[S3Store,
 
 
 def local_store(root: Path, settings: Settings) -> LocalStore:
-    return LocalStore(root, part_size=settings.part_size, parts_in_flight=settings.parts_in_flight)
+    return LocalStore(root, part_size=settings.download_range, parts_in_flight=settings.parts_in_flight)
 
 
 def exec_options(settings: Settings) -> ExecOptions:

@@ -1,0 +1,67 @@
+"""plan_sync over two in-memory listings (a test double store: planning reads listings only)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+
+from runctl.engine.compare import SizeAndMtime
+from runctl.engine.sync_plan import plan_sync
+from runctl.filters import from_flags
+from runctl.stores.base import Entry, ProgressFn, Reader, Store
+
+
+class ListingOnly(Store):
+    def __init__(self, entries: list[Entry], url: str = "mem://") -> None:
+        self.entries = sorted(entries, key=lambda e: e.path)
+        self.url = url
+
+    async def list(self) -> AsyncIterator[Entry]:
+        for e in self.entries:
+            yield e
+
+    async def stat(self, path: str) -> Entry | None:
+        return next((e for e in self.entries if e.path == path), None)
+
+    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+        raise AssertionError("planning must not read file contents")
+
+    async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
+        raise AssertionError("planning must not write")
+
+    async def delete(self, paths: Iterable[str]) -> None:
+        raise AssertionError("planning must not delete")
+
+
+def plan(src: list[Entry], dst: list[Entry], **kw: object) -> dict[str, tuple[str, str]]:
+    s, d = ListingOnly(src), ListingOnly(dst)
+    result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d), **kw))  # type: ignore[arg-type]
+    return {a.path: (a.kind, a.reason) for a in result.actions}
+
+
+def test_merge_gives_copy_skip_and_delete_with_reasons() -> None:
+    src = [Entry("a", 1, 10.0), Entry("b", 2, 10.0), Entry("c", 3, 10.0)]
+    dst = [Entry("b", 2, 10.0), Entry("c", 4, 10.0), Entry("d", 1, 10.0)]
+    assert plan(src, dst) == {"a": ("copy", "new"), "b": ("skip", "unchanged"), "c": ("copy", "size differs")}
+    assert plan(src, dst, delete=True)["d"] == ("delete", "not in source")
+
+
+def test_filtered_paths_are_neither_copied_nor_deleted() -> None:
+    src = [Entry("keep.py", 1, 1.0), Entry("out/x.bin", 1, 1.0)]
+    dst = [Entry("out/old.bin", 1, 1.0)]
+    actions = plan(src, dst, delete=True, allow=from_flags(order=[("exclude", "out/")]))
+    assert actions == {"keep.py": ("copy", "new")}
+
+
+def test_unsafe_source_paths_are_refused_with_a_warning() -> None:
+    s, d = ListingOnly([Entry("../x", 1, 1.0), Entry("ok", 1, 1.0)], "s3://b/p/"), ListingOnly([])
+    result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d)))
+    assert [a.path for a in result.actions] == ["ok"]
+    assert len(result.warnings) == 1 and "'../x'" in result.warnings[0]
+
+
+def test_ordering_matches_byte_order_of_s3_listings() -> None:
+    # "a.txt" < "a/b" in S3 (and Python string) order; a naive directory walk gets this wrong.
+    src = [Entry("a/b", 1, 1.0), Entry("a.txt", 1, 1.0)]
+    dst = [Entry("a.txt", 1, 1.0), Entry("a/b", 1, 1.0)]
+    assert plan(src, dst) == {"a.txt": ("skip", "unchanged"), "a/b": ("skip", "unchanged")}
