@@ -130,86 +130,68 @@ def render_transfer(console: Console, result: TransferResult) -> int:
     return 0 if result.ok else 1
 
 
-def _transfer(args: argparse.Namespace, settings: Settings, console: Console, fn_name: str) -> int:
+S5CMD_OPTIONS = ("recursive", "delete", "dry_run", "size_only")
+
+
+def _run_transfer(
+    command: str,
+    src: str,
+    dst: str,
+    args: argparse.Namespace,
+    settings: Settings,
+    console: Console,
+    **options: Any,
+) -> int:
+    """Run one transfer, natively or through s5cmd, behind a progress bar; render it."""
     from .. import api
     from .progress import reporter_for
 
-    fn: Any = getattr(api, fn_name)
-    with reporter_for(console, fn_name.removesuffix("_async")) as report:
+    with reporter_for(console, command) as report:
         if args.use_s5cmd:
+            from ..errors import UsageError
             from ..s5cmd_backend import run_s5cmd
 
-            result = run_s5cmd(
-                fn_name.removesuffix("_async"),
-                args.src,
-                args.dst,
-                settings,
-                reporter=report,
-                recursive=args.recursive,
-                rules=getattr(args, "filter_rules", None) or [],
-            )
-            return render_transfer(console, result)
-        result = api.run(
-            fn(
-                args.src,
-                args.dst,
-                recursive=args.recursive,
-                settings=settings,
-                reporter=report,
-                allow=filter_from(args),
-            )
-        )
+            if options.get("checksum"):
+                raise UsageError("--checksum is not available with --use-s5cmd")
+            s5_options = {k: v for k, v in options.items() if k in S5CMD_OPTIONS}
+            rules = getattr(args, "filter_rules", None) or []
+            result = run_s5cmd(command, src, dst, settings, reporter=report, rules=rules, **s5_options)
+        else:
+            fn: Any = {"upload": api.upload_async, "download": api.download_async, "sync": api.sync_async}[
+                command
+            ]
+            coro = fn(src, dst, settings=settings, reporter=report, allow=filter_from(args), **options)
+            result = api.run(coro)
     return render_transfer(console, result)
 
 
-def cmd_sync(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from .. import api
-    from .progress import reporter_for
+def cmd_upload(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    return _run_transfer("upload", args.src, args.dst, args, settings, console, recursive=args.recursive)
 
+
+def cmd_download(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    return _run_transfer("download", args.src, args.dst, args, settings, console, recursive=args.recursive)
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     src, dst = args.src, args.dst
     if args.direction is not None:
         # The seed's form names the local side first and says which way to go.
         local_first = not src.startswith("s3://")
         if (args.direction == "down") == local_first:
             src, dst = dst, src
-    with reporter_for(console, "sync") as report:
-        if args.use_s5cmd:
-            from ..s5cmd_backend import run_s5cmd
-
-            result = run_s5cmd(
-                "sync",
-                src,
-                dst,
-                settings,
-                reporter=report,
-                delete=args.delete,
-                dry_run=args.dry_run,
-                size_only=args.size_only,
-                rules=getattr(args, "filter_rules", None) or [],
-            )
-            return render_transfer(console, result)
-        result = api.run(
-            api.sync_async(
-                src,
-                dst,
-                delete=args.delete,
-                dry_run=args.dry_run,
-                size_only=args.size_only,
-                checksum=args.checksum,
-                settings=settings,
-                reporter=report,
-                allow=filter_from(args),
-            )
-        )
-    return render_transfer(console, result)
-
-
-def cmd_upload(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    return _transfer(args, settings, console, "upload_async")
-
-
-def cmd_download(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    return _transfer(args, settings, console, "download_async")
+    return _run_transfer(
+        "sync",
+        src,
+        dst,
+        args,
+        settings,
+        console,
+        delete=args.delete,
+        dry_run=args.dry_run,
+        size_only=args.size_only,
+        checksum=args.checksum,
+    )
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings, console: Console) -> int:
