@@ -173,7 +173,12 @@ class LocalStore(Store):
                         reader = first  # already open: its response is the first part
                     else:
                         reader = await src.open(entry.path, offset, min(self.part_size, size - offset))
-                    await _drain(reader, fd, offset, progress)
+                    async for chunk in reader.chunks():
+                        # Copying into the page cache costs ~0.4 ms per MiB: done in a
+                        # thread, it overlaps with receiving the other ranges.
+                        await self._in_thread(_pwrite_all, fd, chunk, offset)
+                        offset += len(chunk)
+                        progress(len(chunk))
 
             async with unwrap_groups(), asyncio.TaskGroup() as tg:
                 for offset in range(0, size, self.part_size):
@@ -217,11 +222,9 @@ def _write_whole(tmp: Path, final: Path, chunks: list[bytes], mtime: float) -> N
     os.replace(tmp, final)
 
 
-async def _drain(reader: Reader, fd: int, offset: int, progress: ProgressFn) -> None:
-    async for chunk in reader.chunks():
-        view = memoryview(chunk)
-        while view:
-            written = os.pwrite(fd, view, offset)
-            offset += written
-            view = view[written:]
-        progress(len(chunk))
+def _pwrite_all(fd: int, chunk: bytes, offset: int) -> None:
+    view = memoryview(chunk)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        offset += written
+        view = view[written:]
