@@ -56,6 +56,8 @@ def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3S
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    # Never let a credential lookup reach for the EC2 metadata address from a test.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return s3
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -152,7 +153,8 @@ class LocalStore(Store):
             os.utime(tmp, (mtime, mtime))
             os.replace(tmp, final)
         except BaseException as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. the parent is not a directory
+                tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
                 raise LocalIOError(f"cannot write {final}: {exc.strerror or exc}") from exc
             raise
