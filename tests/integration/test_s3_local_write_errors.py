@@ -67,3 +67,28 @@ def test_unwritable_destination_is_a_clear_error(s3_env: S3Server, tmp_path: Pat
     assert result.code == 1
     assert "failed: one.txt: cannot write" in result.err
     assert "Traceback" not in result.err
+
+
+def test_source_file_vanishing_after_planning_fails_only_that_file(s3_env: S3Server, tmp_path: Path) -> None:
+    import runctl
+    from runctl.events import Event, Planned
+    from runctl.settings import Settings
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.txt", "gone.txt", "z.txt"):
+        (src / name).write_text(name)
+
+    def delete_after_planning(event: Event) -> None:
+        if isinstance(event, Planned):
+            (src / "gone.txt").unlink()
+
+    result = runctl.upload(
+        src,
+        s3_env.fresh_prefix(),
+        recursive=True,
+        settings=Settings(endpoint_url=s3_env.endpoint),
+        reporter=delete_after_planning,
+    )
+    assert result.files == 2
+    assert [(f.path, "vanished" in f.error) for f in result.failed] == [("gone.txt", True)]
