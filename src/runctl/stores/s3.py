@@ -11,6 +11,7 @@ import builtins
 import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import obstore
@@ -289,10 +290,11 @@ class S3Store(Store):
             attrs: dict[str, str] = {MTIME_KEY: f"{mtime:.6f}"}
             part = part_size_for(size, self.part_size)
             if size <= part:
-                # One PUT (atomic by nature). Small objects are read whole: bounded by part size.
-                data = local.read_bytes() if local is not None else await _collect(src, entry.path)
-                await obstore.put_async(self._store, key, data, attributes=attrs, use_multipart=False)
-                progress(len(data))
+                # One PUT (atomic by nature), bounded by the part size. A local file is
+                # handed over by path: obstore reads it off the event loop.
+                body: Path | bytes = local if local is not None else await _collect(src, entry.path)
+                await obstore.put_async(self._store, key, body, attributes=attrs, use_multipart=False)
+                progress(size)
             else:
                 # Multipart: parts in flight in parallel; the object appears only on completion.
                 await obstore.put_async(
