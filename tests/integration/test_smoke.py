@@ -23,3 +23,24 @@ def test_upload_list_download_roundtrip(s3_env: S3Server, tmp_path: Path) -> Non
     down = cli("s3", "download", url, str(tmp_path / "dst"), "--recursive")
     assert down.code == 0, down.err
     assert (tmp_path / "dst" / "a" / "b" / "x.txt").read_text() == "hello"
+
+
+def test_python_api_upload_from_a_background_thread(s3_env: S3Server, tmp_path: Path) -> None:
+    """The README's use: push a checkpoint from a thread while the training loop goes on."""
+    import threading
+
+    import runctl
+
+    ckpt = tmp_path / "step-1000.pt"
+    ckpt.write_bytes(b"\x01" * 100_000)
+    url = s3_env.fresh_prefix()
+    results: list[runctl.api.TransferResult] = []
+    worker = threading.Thread(target=lambda: results.append(runctl.upload(ckpt, url)))
+    worker.start()
+    steps = 0
+    while worker.is_alive():  # the "training loop" keeps running meanwhile
+        steps += 1
+        worker.join(timeout=0.001)
+    assert results and results[0].ok and results[0].bytes == 100_000
+    listed = runctl.list_objects(url)
+    assert [o.path for o in listed.objects] == ["step-1000.pt"]
