@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=3000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runctl-code-bench-"))
-    server = sshd.start(work / "sshd")
+    server = sshd.start(work / "sshd", log_level="ERROR")
     if PIN_CLIENT:
         pin = ["taskset", "-a", "-p", "-c", "1", str(server.pid)]
         subprocess.run(pin, check=True, stdout=subprocess.DEVNULL)

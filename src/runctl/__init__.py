@@ -21,11 +21,14 @@ if TYPE_CHECKING:
         upload_async,
     )
     from .errors import RunctlError
+    from .results import ListResult, TransferResult
     from .settings import Settings
 
 __all__ = [
+    "ListResult",
     "RunctlError",
     "Settings",
+    "TransferResult",
     "download",
     "download_async",
     "list_async",
@@ -36,7 +39,12 @@ __all__ = [
     "upload_async",
 ]
 
-_HOMES = {"RunctlError": "errors", "Settings": "settings"}
+_HOMES = {
+    "RunctlError": "errors",
+    "Settings": "settings",
+    "TransferResult": "results",
+    "ListResult": "results",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -34,7 +34,7 @@ def test_python_api_upload_from_a_background_thread(s3_env: S3Server, tmp_path: 
     ckpt = tmp_path / "step-1000.pt"
     ckpt.write_bytes(b"\x01" * 100_000)
     url = s3_env.fresh_prefix()
-    results: list[runctl.api.TransferResult] = []
+    results: list[runctl.TransferResult] = []
     worker = threading.Thread(target=lambda: results.append(runctl.upload(ckpt, url)))
     worker.start()
     steps = 0
