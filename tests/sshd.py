@@ -45,6 +45,11 @@ class SSHServer:
     def host_pub(self) -> str:
         return (self.dir / "host_ed25519.pub").read_text().split()[1]
 
+    def exec_sessions(self) -> int:
+        """Exec channels opened so far (needs log_level VERBOSE)."""
+        log = self.dir / "sshd.log"
+        return log.read_text().count("Starting session: command") if log.exists() else 0
+
     def dest(self, path: str | Path) -> str:
         return f"{ALIAS}:{path}"
 
@@ -60,8 +65,9 @@ def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def start(root: Path) -> SSHServer:
-    """Start sshd with everything under ``root`` (a fresh directory)."""
+def start(root: Path, log_level: str = "VERBOSE") -> SSHServer:
+    """Start sshd with everything under ``root`` (a fresh directory). At VERBOSE, sshd.log
+    has one "Starting session" line per exec channel (tests count them)."""
     if not os.access(SSHD, os.X_OK):
         raise RuntimeError(
             f"{SSHD} is missing: apt-get install -y --no-install-recommends "
@@ -92,7 +98,7 @@ def start(root: Path) -> SSHServer:
                 "Subsystem sftp internal-sftp",
                 "MaxSessions 64",
                 "MaxStartups 64:30:128",
-                "LogLevel ERROR",
+                f"LogLevel {log_level}",
                 "",
             ]
         )

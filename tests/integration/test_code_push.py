@@ -292,3 +292,44 @@ def test_watch_pushes_each_change(ssh_server: sshd.SSHServer, tmp_path: Path) ->
     )
     assert results[1].sent == ["pkg/new.py"]
     assert (remote / "pkg" / "new.py").read_text() == "new"
+
+
+def test_one_exec_channel_per_push(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    """Listing, hashes, mtime fixes and the tar stream share one remote shell: each exec
+    channel costs a login shell start (~100-150 ms with conda/pyenv in .bashrc)."""
+    src = make_src(tmp_path / "src")
+    remote = tmp_path / "remote"
+
+    def channels(*extra: str) -> tuple[int, dict[str, Any]]:
+        before = ssh_server.exec_sessions()
+        doc = push(ssh_server, src, ssh_server.dest(remote), *extra)
+        return ssh_server.exec_sessions() - before, doc
+
+    assert channels()[0] == 1  # first push: listing (of nothing) + tar
+    used, doc = channels()
+    assert used == 1 and doc["sent"] == []  # no change: the listing only
+    os.utime(src / "big.bin")  # hashed on both sides, mtime fixed remotely
+    (src / "pkg" / "a.py").write_text("print('changed')\n")
+    used, doc = channels()
+    assert used == 1 and doc["sent"] == ["pkg/a.py"]
+    assert channels()[0] == 1 and tree(remote) == selected_tree(src)
+    (src / "run.sh").unlink()
+    used, doc = channels("--delete")  # nothing to send: the delete shares the shell too
+    assert used == 1 and doc["deleted"] == ["run.sh"]
+    assert channels("--mode", "full")[0] == 1  # staging, tar and swap in one script
+
+
+def test_failed_tar_never_runs_streamed_bytes(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    """When the remote tar fails, what is still being streamed must not reach a shell."""
+    marker = tmp_path / "pwned"
+    src = tmp_path / "src"
+    src.mkdir()
+    payload = f"\nexit 0\n{sshd.ALIAS}\ntouch {marker}\nlast\ntouch {marker}\n"
+    (src / "evil.sh").write_text(payload * 2000)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    result = cli(
+        "-o", "json", "code", "push", str(src), ssh_server.dest(blocker / "sub"), "-F", str(ssh_server.config)
+    )
+    assert result.code == 6
+    assert not marker.exists()

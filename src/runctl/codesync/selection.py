@@ -16,7 +16,7 @@ import contextlib
 import os
 import stat
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import NotFoundError
 from ..filters import Rule
 from ..stores.base import Entry
-from ..stores.local import TMP_MARK
+from ..stores.local import TMP_MARK, LocalStore
 
 DEFAULT_EXCLUDES = (
     ".git/",
@@ -264,3 +264,15 @@ def _entries(root: Path, paths: set[str]) -> list[Entry]:
             found[parent] = Entry(parent, 0, pst.st_mtime, kind="dir", mode=stat.S_IMODE(pst.st_mode))
             parent = parent.rpartition("/")[0]
     return sorted(found.values(), key=lambda e: e.path)
+
+
+class SelectedStore(LocalStore):
+    """The local tree, listing only the selected entries (with kinds, modes, links)."""
+
+    def __init__(self, selection: Selection) -> None:
+        super().__init__(selection.root)
+        self.selection = selection
+
+    async def list(self) -> AsyncIterator[Entry]:
+        for entry in self.selection.entries:
+            yield entry

@@ -8,9 +8,14 @@ trust on first use is an explicit flag that appends the presented key to known_h
 
 from __future__ import annotations
 
+import glob
+import os
+import platform
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -88,8 +93,63 @@ def _home_relative(path: str) -> str:
     return path[2:] if path.startswith("~/") else path
 
 
+_OQS_NAMES = ("oqs", "liboqs")
+_LIB_DIRS = (
+    "/usr/local/lib",
+    "/usr/local/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/lib",
+    "/lib64",
+    "/opt/homebrew/lib",
+    "/opt/local/lib",
+)
+
+
+def import_asyncssh() -> ModuleType:
+    """``import asyncssh``, minus its start-up probe for liboqs (sntrup761 key exchange).
+
+    asyncssh asks ``ctypes.util.find_library`` for "oqs" and "liboqs"; on Linux that
+    runs ``ldconfig -p`` and then ``gcc`` twice, 20-45 ms on every run. The same library
+    is looked for here by globbing the usual library directories instead.
+    """
+    if "asyncssh" in sys.modules:
+        return sys.modules["asyncssh"]
+    import ctypes.util
+
+    real = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        return _find_liboqs() if name in _OQS_NAMES else real(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        import asyncssh
+    finally:
+        ctypes.util.find_library = real
+    return asyncssh
+
+
+def _find_liboqs() -> str | None:
+    paths = os.environ.get("LD_LIBRARY_PATH", "") + ":" + os.environ.get("DYLD_LIBRARY_PATH", "")
+    dirs = [d for d in paths.split(":") if d]
+    dirs += [f"/usr/lib/{arch}" for arch in _multiarch()] + list(_LIB_DIRS)
+    for folder in dirs:
+        for pattern in ("liboqs.so*", "liboqs*.dylib"):
+            found = sorted(glob.glob(os.path.join(folder, pattern)))
+            if found:
+                return found[0]
+    return None
+
+
+def _multiarch() -> list[str]:
+    machine = platform.machine()
+    return [f"{machine}-linux-gnu", f"{machine}-linux-musl"] if machine else []
+
+
 async def connect(target: Target, opts: ConnectOptions) -> asyncssh.SSHClientConnection:
     """Open one connection to ``target``; map every failure to a typed error."""
+    import_asyncssh()
     import asyncssh
 
     options = _options(target, opts)

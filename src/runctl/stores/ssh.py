@@ -1,12 +1,13 @@
 """A directory on an SSH host as a store.
 
-Built for few round trips, because each one costs a login shell on a real host:
+Built for few round trips and ONE remote shell per push, because each exec channel
+costs a login shell start on a real host (see ssh_session):
 * ``list()`` is ONE remote command that prints the whole tree (see ssh_scripts);
-* ``write_batch()`` sends every changed file as ONE tar stream over one exec channel,
-  unpacked by the remote ``tar`` with modes and mtimes kept (so the next listing
-  sees no change);
-* ``hashes()`` digests many remote files in one command (see codesync.compare).
-Single-file ``write``/``open``/``stat`` use SFTP, as any other store would.
+* ``write_batch()`` sends every changed file as ONE tar stream, unpacked by the
+  remote ``tar`` with modes and mtimes kept (so the next listing sees no change);
+* ``hashes()`` digests many remote files in one command (see codesync.compare);
+all through the same remote ``sh`` (listing, hashes and mtime fixes first, the tar
+stream last). Single-file ``write``/``open``/``stat`` use SFTP, as any other store would.
 
 asyncssh is imported lazily: it costs ~180 ms, which only SSH commands should pay.
 """
@@ -19,14 +20,15 @@ import posixpath
 import secrets
 import stat
 import tarfile
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from shlex import quote
 from typing import TYPE_CHECKING, Any, cast
 
-from ..errors import NetworkError, NotFoundError, RemoteToolMissingError
+from ..errors import NotFoundError, RemoteToolMissingError
 from . import ssh_scripts as scripts
 from .base import Entry, EntryKind, ProgressFn, Reader, Store
 from .local import TMP_MARK
+from .ssh_session import RemoteShell
 
 if TYPE_CHECKING:
     import asyncssh
@@ -56,28 +58,15 @@ class SSHStore(Store):
         """Full mode: unpack batches into a fresh directory, then swap it into place."""
         self.keep: list[str] = []
         """Full mode: remote paths (top-most) moved back into the new tree after the swap."""
+        self.shell = RemoteShell(conn, url)
         self._sftp: Any = None
         self._prefetched: list[Entry] | None = None
 
     # -- running remote commands -------------------------------------------------
 
     async def run_script(self, script: str, what: str) -> bytes:
-        """Run a POSIX sh script (fed on stdin); return stdout or raise a typed error."""
-        result = await self._run("sh -s", script.encode(), what)
-        return result
-
-    async def _run(self, command: str, stdin: bytes, what: str) -> bytes:
-        import asyncssh
-
-        try:
-            done = await self.conn.run(command, input=stdin, encoding=None, check=False)
-        except (OSError, asyncssh.Error) as exc:
-            raise NetworkError(f"{what}: connection to {self.url} failed: {exc}") from exc
-        if done.exit_status != 0:
-            err = done.stderr if isinstance(done.stderr, bytes) else b""
-            raise scripts.remote_error(what, done.exit_status, err.decode(errors="replace"))
-        out = done.stdout
-        return out if isinstance(out, bytes) else b""
+        """Run a POSIX sh script in the push's remote shell; return stdout or raise a typed error."""
+        return await self.shell.run(script, what)
 
     # -- Store interface -----------------------------------------------------------
 
@@ -160,8 +149,12 @@ class SSHStore(Store):
         """All entries as one tar stream into one remote ``tar -x`` (see module docstring)."""
         if self.tools and "tar" not in self.tools:
             raise RemoteToolMissingError(f"tar is not installed on {self.url}")
+
+        def feed(sink: Any) -> Awaitable[None]:
+            return _send_tar(entries, src, sink, on_bytes, on_done)
+
         if not self.staging:
-            await self._stream_tar(scripts.tar_command(self.root), entries, src, on_bytes, on_done)
+            await self.shell.run_last(scripts.tar_command(self.root), "unpacking (tar)", feed)
             return
         # Full mode: a failed or interrupted push leaves the old tree untouched.
         root = self.root.rstrip("/") or "/"
@@ -174,11 +167,11 @@ class SSHStore(Store):
         token = secrets.token_hex(4)
         staging = posixpath.join(parent, f".{name}{TMP_MARK}{token}")
         old = posixpath.join(parent, f".{name}.runctl-old-{token}")
+        script = scripts.staged_tar_script(root, staging, old, self.keep)
         try:
-            await self._stream_tar(scripts.tar_command(staging, fresh=True), entries, src, on_bytes, on_done)
-            await self.run_script(scripts.swap_script(root, staging, old, self.keep), "replacing the tree")
+            await self.shell.run_last(script, "unpacking (tar) and replacing the tree", feed)
         except BaseException:
-            await self._cleanup(staging)
+            await self._cleanup(staging)  # the script cleans up too; this covers a lost connection
             raise
 
     async def _cleanup(self, staging: str) -> None:
@@ -199,6 +192,7 @@ class SSHStore(Store):
             await self.run_script(scripts.touch_script(self.root, mtimes), "setting mtimes")
 
     async def close(self) -> None:
+        await self.shell.close()
         if self._sftp is not None:
             self._sftp.exit()
             self._sftp = None
@@ -212,35 +206,6 @@ class SSHStore(Store):
         if self._sftp is None:
             self._sftp = await self.conn.start_sftp_client()
         return self._sftp
-
-    async def _stream_tar(
-        self,
-        command: str,
-        entries: Sequence[Entry],
-        src: Store,
-        on_bytes: Callable[[str, int], None],
-        on_done: Callable[[str], None],
-    ) -> None:
-        import asyncssh
-
-        try:
-            proc = await self.conn.create_process(command, encoding=None)
-        except (OSError, asyncssh.Error) as exc:
-            raise NetworkError(f"cannot start tar on {self.url}: {exc}") from exc
-        sent_ok = False
-        try:
-            await _send_tar(entries, src, proc.stdin, on_bytes, on_done)
-            proc.stdin.write_eof()
-            sent_ok = True
-        except (OSError, asyncssh.Error):
-            pass  # the remote tar went away: its exit status and stderr say why
-        finally:
-            if not sent_ok:
-                proc.stdin.close()
-        done = await proc.wait(check=False)
-        err = done.stderr if isinstance(done.stderr, bytes) else b""
-        if done.exit_status != 0 or not sent_ok:
-            raise scripts.remote_error("unpacking (tar)", done.exit_status, err.decode(errors="replace"))
 
 
 def _parse_listing(body: bytes) -> Iterable[Entry]:

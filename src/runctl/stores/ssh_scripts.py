@@ -4,6 +4,10 @@ Every path is pasted through ``shlex.quote``: remote paths with spaces, quotes o
 must never be interpreted by the remote shell. Scripts are fed to ``sh -s`` on stdin,
 so neither the user's login shell (bash, zsh, fish) nor a command-line length limit
 gets in the way.
+
+All scripts of one push run in ONE remote ``sh -s`` (see ``session_script``): each exec
+channel costs a login shell start on the remote (``.bashrc`` with conda/pyenv init is
+~100-150 ms), so the listing, hashes, mtime fixes and the final tar share one.
 """
 
 from __future__ import annotations
@@ -36,6 +40,53 @@ find({ no_chdir => 1, wanted => sub {
   printf "%s\0%d\0%s\0%o\0%s\0%s\0", $t, $s[7], $s[9], $m & 07777, $p, $l;
 }}, ".");
 """
+
+
+def session_script(token: str, first: str) -> str:
+    """The driver fed to ``sh -s``: run ``first`` at once, then run the scripts the client
+    sends, one at a time, each as a line ``step`` or ``last``, the script's lines and a
+    line holding ``token``.
+
+    After each script: stdout, then ``\\n<token> <exit status>\\n``, its stderr, and
+    ``\\n<token>.\\n``. A ``step`` reads /dev/null; a ``last`` script reads the rest of
+    the channel (a tar stream up to EOF) and the shell exits after it, so bytes after a
+    failed ``tar`` are never taken for commands. Requests are read with the ``read``
+    builtin, which never reads past the end of its line; the client sends nothing until
+    the driver has answered ``first``, so the parser's own read-ahead (it reads the
+    driver in blocks) cannot swallow a request either.
+    """
+    return f"""{{
+r_nl='
+'
+exec 3>&1
+r_step() {{
+  r_err=$( {{ eval "$1"
+  }} 2>&1 >&3 3>&- )
+  r_st=$?
+  printf '\\n%s %d\\n%s\\n%s.\\n' {token} "$r_st" "$r_err" {token}
+}}
+r_step {quote(first)} </dev/null
+while IFS= read -r r_kind; do
+  r_s=
+  while IFS= read -r r_line; do
+    [ "$r_line" = {token} ] && break
+    r_s="$r_s$r_line$r_nl"
+  done
+  case $r_kind in
+    step) r_step "$r_s" </dev/null ;;
+    last) r_step "$r_s"; exit 0 ;;
+    *) exit 2 ;;
+  esac
+done
+exit 0
+}}
+"""
+
+
+def session_request(kind: str, token: str, script: str) -> bytes:
+    """One request to the driver of ``session_script``."""
+    body = script if script.endswith("\n") else script + "\n"
+    return f"{kind}\n{body}{token}\n".encode("utf-8", "surrogateescape")
 
 
 def list_script(root: str) -> str:
@@ -137,6 +188,16 @@ else
   mkdir -p -- {quote(posixpath.dirname(root) or ".")}
   mv -- {quote(staging)} {quote(root)}
 fi
+"""
+
+
+def staged_tar_script(root: str, staging: str, old: str, keep: Sequence[str]) -> str:
+    """Full mode in one script: unpack stdin into a fresh staging directory, then swap
+    it in (``swap_script``); on any failure remove the staging directory."""
+    drop = f"rm -rf -- {quote(staging)}"
+    return f"""( {tar_command(staging, fresh=True)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
+(
+{swap_script(root, staging, old, keep)}) || {{ r_t=$?; {drop}; exit $r_t; }}
 """
 
 

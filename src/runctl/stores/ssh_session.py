@@ -1,0 +1,164 @@
+"""One remote ``sh -s`` that runs every script of a push, over ONE exec channel.
+
+On a real host each exec channel starts the user's login shell (``bash -c``, which
+sources ``.bashrc``: conda/pyenv init alone measured 85-150 ms), so the listing, the
+hash requests, the mtime fixes and the final tar stream all go through one shell, as
+rsync's single ``rsync --server`` does. The wire protocol is in
+``ssh_scripts.session_script``; this class only frames requests and answers.
+
+A ``last`` script (the tar stream) ends the shell; the next script opens a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+from ..errors import LocalIOError, NetworkError
+from . import ssh_scripts as scripts
+
+COMMAND = "sh -s"
+"""The exec request: the same in every login shell (bash, zsh, fish, csh)."""
+READ_SIZE = 1 << 16
+
+
+class RemoteShell:
+    def __init__(self, conn: Any, url: str) -> None:
+        self.conn = conn
+        self.url = url
+        self.token = f"runctl-{secrets.token_hex(8)}"
+        self.channels = 0
+        """Exec channels opened so far (one per shell; tests check it)."""
+        self._proc: Any = None
+        self._buf = bytearray()
+        self._lock = asyncio.Lock()
+
+    async def run(self, script: str, what: str) -> bytes:
+        """Run ``script`` (stdin: /dev/null); return its stdout or raise a typed error."""
+        async with self._lock:
+            try:
+                if self._proc is None:
+                    await self._start(script, what)  # the first script rides along with the driver
+                else:
+                    await self._send(scripts.session_request("step", self.token, script), what)
+                out, status, err = await self._answer(what)
+            except BaseException:
+                self._abandon()  # e.g. cancelled mid-answer: never read a stale answer later
+                raise
+        if status != 0:
+            raise scripts.remote_error(what, status, err.decode(errors="replace"))
+        return out
+
+    async def run_last(self, script: str, what: str, feed: Callable[[Any], Awaitable[None]]) -> None:
+        """Run ``script`` reading what ``feed`` writes to the channel (up to EOF); the
+        shell then exits. A failure of the script is raised as a typed remote error."""
+        import asyncssh
+
+        async with self._lock:
+            if self._proc is None:
+                await self._start(":", "starting a remote shell")
+                await self._answer("starting a remote shell")
+            proc = self._proc
+            await self._send(scripts.session_request("last", self.token, script), what)
+            sent_ok = False
+            try:
+                await feed(proc.stdin)
+                proc.stdin.write_eof()
+                sent_ok = True
+            except (ConnectionError, asyncssh.Error):
+                pass  # the remote script went away: its status and stderr say why
+            except OSError as exc:  # a local file could not be read
+                self._abandon()
+                raise LocalIOError(f"reading a local file failed: {exc}") from exc
+            except BaseException:
+                self._abandon()  # the remote tar sees a truncated stream and fails
+                raise
+            try:
+                _, status, err = await self._answer(what)
+            finally:
+                self._abandon()
+        if status != 0 or not sent_ok:
+            raise scripts.remote_error(what, status, err.decode(errors="replace"))
+
+    async def close(self) -> None:
+        """End the shell without waiting for it (EOF makes the driver exit)."""
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                self._proc.stdin.write_eof()
+            self._abandon()
+
+    # -- internals -----------------------------------------------------------------
+
+    def _abandon(self) -> None:
+        proc, self._proc = self._proc, None
+        self._buf.clear()
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                proc.close()
+
+    async def _start(self, first: str, what: str) -> None:
+        import asyncssh
+
+        try:
+            self._proc = await self.conn.create_process(COMMAND, encoding=None)
+        except (OSError, asyncssh.Error) as exc:
+            raise NetworkError(f"{what}: cannot start a remote shell on {self.url}: {exc}") from exc
+        self.channels += 1
+        self._buf.clear()
+        await self._send(scripts.session_script(self.token, first).encode("utf-8", "surrogateescape"), what)
+
+    async def _send(self, data: bytes, what: str) -> None:
+        import asyncssh
+
+        try:
+            self._proc.stdin.write(data)
+            await self._proc.stdin.drain()
+        except (OSError, asyncssh.Error) as exc:
+            await self._died(what, exc)
+
+    async def _answer(self, what: str) -> tuple[bytes, int, bytes]:
+        """Read one answer: (stdout, exit status, stderr) of the script just sent."""
+        import asyncssh
+
+        token = self.token.encode()
+        head, tail = b"\n" + token + b" ", b"\n" + token + b".\n"
+        buf = self._buf
+        searched = 0
+        while (end := buf.find(tail, searched)) < 0:
+            searched = max(0, len(buf) - len(tail))
+            try:
+                chunk = await self._proc.stdout.read(READ_SIZE)
+            except (OSError, asyncssh.Error) as exc:
+                await self._died(what, exc)
+            if not chunk:
+                await self._died(what, None)
+            buf += chunk
+        start = buf.rfind(head, 0, end + 1)
+        if start < 0:
+            await self._died(what, None)  # not our driver talking: treat as a dead shell
+        out = bytes(buf[:start])
+        status_line, _, err = bytes(buf[start + len(head) : end]).partition(b"\n")
+        del buf[: end + len(tail)]
+        try:
+            status = int(status_line)
+        except ValueError:
+            status = 1
+        return out, status, err
+
+    async def _died(self, what: str, exc: BaseException | None) -> NoReturn:
+        """The shell or the channel ended without answering: raise why."""
+        import asyncssh
+
+        proc, self._proc = self._proc, None
+        self._buf.clear()
+        if exc is not None and not isinstance(exc, BrokenPipeError):
+            raise NetworkError(f"{what}: connection to {self.url} failed: {exc}") from exc
+        try:
+            done = await asyncio.wait_for(proc.wait(check=False), 10)
+        except (OSError, asyncssh.Error, TimeoutError) as err:
+            raise NetworkError(f"{what}: connection to {self.url} failed: {err}") from err
+        stderr = done.stderr if isinstance(done.stderr, bytes) else b""
+        raise scripts.remote_error(what, done.exit_status, stderr.decode(errors="replace"))
