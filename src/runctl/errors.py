@@ -58,8 +58,9 @@ class AccessDeniedError(CredentialsError):
 
 
 class HostKeyError(CredentialsError):
-    """The remote host key is unknown or does not match (exit 3)."""
+    """The remote host key is unknown or does not match (exit 7)."""
 
+    exit_code = 7
     code = "host_key"
 
 
@@ -85,25 +86,29 @@ class NetworkError(RunctlError):
 
 
 class RemoteError(RunctlError):
-    """The remote machine could not do what was asked (disk full, no tar, not writable): exit 6."""
+    """The remote machine could not do what was asked: exit 6, or a more specific code
+    (8 disk full, 9 not writable, 10 a tool such as tar missing)."""
 
     exit_code = 6
     code = "remote"
 
 
 class RemoteDiskFullError(RemoteError):
+    exit_code = 8
     code = "remote_disk_full"
     fatal = True
     default_hint = "Free space on the remote machine (df -h), or push to another directory."
 
 
 class RemoteNotWritableError(RemoteError):
+    exit_code = 9
     code = "remote_not_writable"
     fatal = True
     default_hint = "Pick a destination directory the remote user can write to."
 
 
 class RemoteToolMissingError(RemoteError):
+    exit_code = 10
     code = "remote_tool_missing"
     fatal = True
     default_hint = "Install it on the remote machine (e.g. apt-get install tar findutils)."

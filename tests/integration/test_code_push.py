@@ -186,7 +186,7 @@ def test_unknown_host_key_refused_then_accepted(ssh_server: sshd.SSHServer, tmp_
     known.write_text("")
     args = ["code", "push", str(src), ssh_server.dest(tmp_path / "r"), "-F", str(ssh_server.config)]
     refused = cli("-o", "json", *args, "--known-hosts", str(known))
-    assert refused.code == 3
+    assert refused.code == 7
     error = refused.json()["error"]  # type: ignore[index]
     assert error["code"] == "host_key" and "SHA256:" in error["message"]
     assert "--accept-new-host-key" in error["hint"]
@@ -214,7 +214,7 @@ def test_changed_host_key_refused_even_with_accept_new(ssh_server: sshd.SSHServe
         str(known),
         "--accept-new-host-key",
     )
-    assert result.code == 3 and "does not match" in result.err and "Traceback" not in result.err
+    assert result.code == 7 and "does not match" in result.err and "Traceback" not in result.err
 
 
 def test_wrong_client_key_refused(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
@@ -264,7 +264,7 @@ def test_remote_not_writable(ssh_server: sshd.SSHServer, tmp_path: Path) -> None
         "-F",
         str(ssh_server.config),
     )
-    assert result.code == 6
+    assert result.code == 9
     assert result.json()["error"]["code"] == "remote_not_writable"  # type: ignore[index]
 
 
@@ -331,5 +331,5 @@ def test_failed_tar_never_runs_streamed_bytes(ssh_server: sshd.SSHServer, tmp_pa
     result = cli(
         "-o", "json", "code", "push", str(src), ssh_server.dest(blocker / "sub"), "-F", str(ssh_server.config)
     )
-    assert result.code == 6
+    assert result.code == 9
     assert not marker.exists()
