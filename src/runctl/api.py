@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .engine.execute import ExecOptions, execute
+from .engine.execute import ExecOptions, Outcome, execute
 from .engine.plan import PathFilter, Plan, plan_copy_all, plan_single
 from .errors import NotFoundError, UsageError
 from .events import Reporter, null_reporter
@@ -78,16 +78,13 @@ async def transfer(
     dry_run: bool = False,
 ) -> TransferResult:
     """Execute ``plan`` (or only describe it, for a dry run) and wrap the outcome."""
-    from .engine.execute import Outcome
-
     if dry_run:
-        result = TransferResult.from_outcome(
-            command, src.url, dst.url, plan, Outcome(skipped=len(plan.skips))
-        )
-        result.dry_run = True
-        return result
-    outcome = await execute(plan, src, dst, reporter, exec_options(settings))
-    return TransferResult.from_outcome(command, src.url, dst.url, plan, outcome)
+        outcome = Outcome(skipped=len(plan.skips))
+    else:
+        outcome = await execute(plan, src, dst, reporter, exec_options(settings))
+    result = TransferResult.from_outcome(command, src.url, dst.url, plan, outcome)
+    result.dry_run = dry_run
+    return result
 
 
 async def upload_async(
