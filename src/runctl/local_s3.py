@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -72,8 +73,15 @@ def free_ports(count: int) -> list[int]:
     return found
 
 
+def find_tool(name: str) -> str | None:
+    """A tool from PATH, else from beside this interpreter (where pip put it, even when a
+    pyenv/venv PATH has not caught up yet)."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if os.access(beside, os.X_OK) else None)
+
+
 def weed_binary() -> str:
-    path = shutil.which("weed")
+    path = find_tool("weed")
     if path is None:
         raise MissingToolError(
             "the SeaweedFS `weed` binary is not installed",
