@@ -65,7 +65,7 @@ def local_store(root: Path, settings: Settings) -> LocalStore:
 
 
 def exec_options(settings: Settings) -> ExecOptions:
-    return ExecOptions(concurrency=settings.concurrency, retries=settings.retries)
+    return ExecOptions(concurrency=settings.concurrency)
 
 
 async def transfer(

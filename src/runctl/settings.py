@@ -30,12 +30,19 @@ class Settings:
     """Byte range per GET when a large object comes down in parallel; None means
     max(part_size, 16MiB): fewer, longer streams measured faster than 8 MiB ones."""
     retries: int = 3
+    """Retries of each S3 request (jittered exponential backoff, within retry_budget)."""
+    idle_timeout: float = 10.0
+    """Seconds a request may send or receive nothing before it is abandoned and retried."""
+    retry_budget: float = 30.0
+    """Seconds after a request's first try during which retries may still start."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
         if self.part_size < MIN_PART:
             raise UsageError(f"--part-size must be at least 5MiB (S3's minimum), got {self.part_size} bytes")
+        if self.idle_timeout <= 0 or self.retry_budget < 0:
+            raise UsageError("idle_timeout must be > 0 and retry_budget >= 0 (seconds)")
         if self.parts_in_flight < 1 or self.retries < 0:
             raise UsageError("parts_in_flight must be >= 1 and retries >= 0")
 
@@ -49,16 +56,24 @@ class Settings:
             profile=self.profile,
             region=self.region,
             retries=self.retries,
+            idle_timeout=self.idle_timeout,
+            retry_budget=self.retry_budget,
         )
 
 
 _INT_FIELDS = {"concurrency", "parts_in_flight", "retries"}
 _SIZE_FIELDS = {"part_size", "range_size"}
+_FLOAT_FIELDS = {"idle_timeout", "retry_budget"}
 
 
 def _coerce(name: str, value: Any) -> Any:
     if name in _SIZE_FIELDS:
         return parse_size(value if isinstance(value, int) else str(value))
+    if name in _FLOAT_FIELDS:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{name} must be a number of seconds, got {value!r}") from exc
     if name in _INT_FIELDS:
         try:
             return int(value)

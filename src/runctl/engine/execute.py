@@ -41,8 +41,10 @@ class Outcome:
 @dataclass(frozen=True)
 class ExecOptions:
     concurrency: int = 10
-    retries: int = 3
-    """Whole-file retries on transient errors, on top of the S3 client's per-request retries."""
+    retries: int = 1
+    """Whole-file retries on transient errors. The S3 client already retries each request
+    (and resumes a broken ranged GET), so one more attempt of the whole file is enough;
+    more would multiply its timeouts."""
     backoff: float = 0.2
 
 

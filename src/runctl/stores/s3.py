@@ -39,6 +39,7 @@ MTIME_KEY = "mtime"
 """User metadata key for the source mtime (x-amz-meta-mtime, the same key rclone uses)."""
 
 _CREDENTIAL_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken")
+_STATUS_RE = re.compile(r"Server returned non-2xx status code: (\d{3})")
 _BAD_PATH_RE = re.compile(r'Error parsing Path "(.*)": |Path "(.*)" contained empty path segment')
 
 
@@ -141,17 +142,20 @@ class S3Store(Store):
                 f"access denied: {where}",
                 "Check the credentials (AWS_SECRET_ACCESS_KEY, --profile) and their access to this bucket.",
             )
-        if any(
-            s in text
-            for s in ("error sending request", "Connection refused", "timed out", "dns error", "connection")
-        ):
+        if "kind: Timeout" in text or "timed out" in text:
+            return NetworkError(
+                f"S3 endpoint {self.endpoint} did not answer in time",
+                "The server accepted the connection but stopped responding; check its health.",
+            )
+        if any(s in text for s in ("error sending request", "Connection refused", "dns error", "connection")):
             return NetworkError(
                 f"cannot reach S3 endpoint {self.endpoint}",
                 "Check --endpoint-url / AWS_ENDPOINT_URL and that the server is running.",
             )
-        if "Server returned non-2xx status code: 5" in text:
-            return NetworkError(f"S3 server error at {self.endpoint}: {first[:200]}")
-        return RunctlError(f"S3 error on {where}: {first[:300]}")
+        status = _STATUS_RE.search(text)
+        if status and status.group(1).startswith("5"):
+            return NetworkError(f"S3 server error at {self.endpoint}: HTTP {status.group(1)} on {where}")
+        return RunctlError(f"S3 error on {where}: {_clip(first)}")
 
     # -- listing ----------------------------------------------------------------
     async def list(self) -> AsyncIterator[Entry]:
@@ -321,6 +325,11 @@ class S3Store(Store):
                 await obstore.delete_async(self._store, keys[i : i + 1000])
             except Exception as exc:
                 raise self.map_error(exc) from exc
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """Shorten an error line at a word boundary."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 async def _collect(src: Store, path: str) -> bytes:

@@ -29,6 +29,11 @@ class S3Options:
     region: str | None = None
     retries: int = 5
     connect_timeout: float = 5.0
+    idle_timeout: float = 10.0
+    """A request that sends or receives nothing for this long is abandoned (and retried):
+    a server that accepts and then stalls must not hold a transfer for minutes."""
+    retry_budget: float = 30.0
+    """No new retry of a request starts once this many seconds have passed since its first try."""
 
 
 class _BotocoreCredentials:
@@ -91,6 +96,10 @@ def store_kwargs(opts: S3Options) -> dict[str, Any]:
         "region": region,
         "client_options": {
             "connect_timeout": timedelta(seconds=opts.connect_timeout),
+            "read_timeout": timedelta(seconds=opts.idle_timeout),
+            # A whole request (one part or range, <= a few tens of MiB) may take this long:
+            # generous, so slow links still work; the idle timeout catches stalls early.
+            "timeout": timedelta(minutes=10),
             "allow_http": bool(endpoint and endpoint.startswith("http://")),
             "pool_max_idle_per_host": "128",
         },
@@ -101,7 +110,7 @@ def store_kwargs(opts: S3Options) -> dict[str, Any]:
                 "max_backoff": timedelta(seconds=10),
                 "base": 2,
             },
-            "retry_timeout": timedelta(seconds=120),
+            "retry_timeout": timedelta(seconds=opts.retry_budget),
         },
     }
     if endpoint:

@@ -1,0 +1,467 @@
+"""A small fault-injecting HTTP/1.1 reverse proxy for tests, on loopback.
+
+It sits in front of a real S3 server and forwards every request byte for byte (the
+Host header included, so SigV4 signatures stay valid), one fresh upstream connection
+per request, while keeping the client's connection alive. A programmable plan of
+faults decides, request by request, to answer with an S3 error instead, to reset the
+connection part-way through the response body, or to stall (accept and never answer).
+
+Every blocking call has a timeout and every loop checks the stop flag, so ``stop()``
+ends it promptly whatever the clients do.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+IO_TIMEOUT = 30.0
+"""Longest any single socket read or write may block."""
+IDLE_TIMEOUT = 60.0
+"""A client connection that sends nothing for this long is closed."""
+MAX_HEAD = 64 * 1024
+_MESSAGES = {
+    "SlowDown": "Please reduce your request rate.",
+    "InternalError": "We encountered an internal error. Please try again.",
+    "ServiceUnavailable": "Service is unable to handle request.",
+}
+
+
+@dataclass
+class Fault:
+    """One rule of the plan. ``kind`` is "status", "reset" or "stall".
+
+    A rule matches a request by method and a regex searched in the request target
+    (path and query) and, optionally, in one header's value. ``times=None`` means
+    every matching request; otherwise the rule applies to the next ``times`` matches.
+    """
+
+    kind: str
+    method: str | None = None
+    path: str = ""
+    header: tuple[str, str] | None = None
+    times: int | None = 1
+    status: int = 503
+    code: str = "SlowDown"
+    message: str = "Please reduce your request rate."
+    after_bytes: int = 0
+    applied: int = 0
+
+    def matches(self, req: Request) -> bool:
+        if self.times is not None and self.applied >= self.times:
+            return False
+        if self.method is not None and req.method != self.method.upper():
+            return False
+        if not re.search(self.path, req.target):
+            return False
+        if self.header is not None:
+            name, pattern = self.header
+            if not re.search(pattern, req.header(name) or ""):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        return next((v for k, v in self.headers if k.lower() == low), None)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A request the proxy received, and what it did with it ("forward" or the fault kind)."""
+
+    method: str
+    target: str
+    range: str | None
+    action: str
+
+
+@dataclass
+class _Conn:
+    sock: socket.socket
+    buf: bytearray = field(default_factory=bytearray)
+
+
+class _Closed(Exception):
+    """The peer went away (or the proxy is stopping)."""
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        assert parts.scheme == "http" and parts.hostname and parts.port, upstream
+        self._upstream = (parts.hostname, parts.port)
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._seen: list[Seen] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._conns: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port: int = self._listener.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    # -- the plan ---------------------------------------------------------------------
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def fail(
+        self,
+        times: int | None = 1,
+        *,
+        status: int = 503,
+        code: str = "SlowDown",
+        message: str | None = None,
+        method: str | None = None,
+        path: str = "",
+        header: tuple[str, str] | None = None,
+    ) -> Fault:
+        """Answer matching requests with ``status`` and an S3 XML error body."""
+        text = message or _MESSAGES.get(code, "The server could not handle the request.")
+        return self.add(Fault("status", method, path, header, times, status, code, text))
+
+    def reset(
+        self,
+        times: int | None = 1,
+        *,
+        after_bytes: int,
+        method: str | None = "GET",
+        path: str = "",
+        header: tuple[str, str] | None = None,
+    ) -> Fault:
+        """Forward matching requests, then reset the connection after ``after_bytes`` of body."""
+        return self.add(Fault("reset", method, path, header, times, after_bytes=after_bytes))
+
+    def stall(
+        self,
+        times: int | None = 1,
+        *,
+        method: str | None = None,
+        path: str = "",
+        header: tuple[str, str] | None = None,
+    ) -> Fault:
+        """Read matching requests and never answer (until the client gives up or the proxy stops)."""
+        return self.add(Fault("stall", method, path, header, times))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def seen(self, method: str | None = None, path: str = "", action: str | None = None) -> list[Seen]:
+        with self._lock:
+            items = list(self._seen)
+        return [
+            s
+            for s in items
+            if (method is None or s.method == method.upper())
+            and re.search(path, s.target)
+            and (action is None or s.action == action)
+        ]
+
+    def _decide(self, req: Request) -> Fault | None:
+        with self._lock:
+            fault = next((f for f in self._faults if f.matches(req)), None)
+            if fault is not None:
+                fault.applied += 1
+            self._seen.append(
+                Seen(req.method, req.target, req.header("Range"), fault.kind if fault else "forward")
+            )
+            return fault
+
+    # -- life cycle -------------------------------------------------------------------
+    def start(self) -> FaultProxy:
+        self._spawn(self._accept_loop)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            conns = list(self._conns)
+        for s in conns:  # wake threads blocked in recv; each closes its own sockets
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        for t in list(self._threads):
+            t.join(timeout=5)
+        self._listener.close()
+
+    def _spawn(self, target: object, *args: object) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        with self._lock:
+            self._threads = [x for x in self._threads if x.is_alive()]
+            self._threads.append(t)
+        t.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(IO_TIMEOUT)
+            with self._lock:
+                self._conns.add(client)
+            self._spawn(self._serve, client)
+
+    # -- one client connection ------------------------------------------------------------
+    def _serve(self, client: socket.socket) -> None:
+        conn = _Conn(client)
+        try:
+            while not self._stop.is_set():
+                if not conn.buf and not self._wait_readable(client, IDLE_TIMEOUT):
+                    return
+                head = self._read_head(conn)
+                if head is None:
+                    return  # clean close between requests
+                req, raw_head = head
+                body = self._read_body(conn, req.headers)
+                fault = self._decide(req)
+                if fault is None:
+                    keep = self._forward(client, req, raw_head, body, None)
+                elif fault.kind == "status":
+                    self._send_error(client, req, fault)
+                    keep = True
+                elif fault.kind == "reset":
+                    keep = self._forward(client, req, raw_head, body, fault.after_bytes)
+                else:  # stall: hold the connection, answer nothing
+                    self._stall(client)
+                    return
+                if not keep:
+                    return
+        except (_Closed, OSError):
+            return
+        finally:
+            with self._lock:
+                self._conns.discard(client)
+            _close(client)
+
+    def _wait_readable(self, sock: socket.socket, limit: float) -> bool:
+        deadline = time.monotonic() + limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            ready, _, _ = select.select([sock], [], [], 0.2)
+            if ready:
+                return True
+        return False
+
+    def _stall(self, client: socket.socket) -> None:
+        """Never answer; return when the client closes or the proxy stops."""
+        while self._wait_readable(client, IDLE_TIMEOUT * 10):
+            try:
+                if not client.recv(65536):
+                    return
+            except OSError:
+                return
+
+    def _recv(self, conn: _Conn) -> bool:
+        if self._stop.is_set():
+            raise _Closed
+        data = conn.sock.recv(256 * 1024)
+        if not data:
+            return False
+        conn.buf += data
+        return True
+
+    def _read_head(self, conn: _Conn) -> tuple[Request, bytes] | None:
+        while b"\r\n\r\n" not in conn.buf:
+            if len(conn.buf) > MAX_HEAD:
+                raise _Closed
+            if not self._recv(conn):
+                if conn.buf:
+                    raise _Closed
+                return None
+        end = conn.buf.index(b"\r\n\r\n") + 4
+        raw = bytes(conn.buf[:end])
+        del conn.buf[:end]
+        lines = raw[:-4].decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])]
+        return Request(method.upper(), target, headers), raw
+
+    def _take(self, conn: _Conn, n: int) -> bytes:
+        while len(conn.buf) < n:
+            if not self._recv(conn):
+                raise _Closed
+        data = bytes(conn.buf[:n])
+        del conn.buf[:n]
+        return data
+
+    def _take_line(self, conn: _Conn) -> bytes:
+        while b"\r\n" not in conn.buf:
+            if not self._recv(conn):
+                raise _Closed
+        end = conn.buf.index(b"\r\n") + 2
+        return self._take(conn, end)
+
+    def _read_body(self, conn: _Conn, headers: list[tuple[str, str]]) -> bytes:
+        """The raw request body, framing included (so it forwards unchanged)."""
+        values = {k.lower(): v for k, v in headers}
+        if "chunked" in values.get("transfer-encoding", "").lower():
+            return self._read_chunked(conn)
+        return self._take(conn, int(values.get("content-length", "0") or 0))
+
+    def _read_chunked(self, conn: _Conn) -> bytes:
+        out = bytearray()
+        while True:
+            line = self._take_line(conn)
+            out += line
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while True:  # trailers, then the empty line
+                    trailer = self._take_line(conn)
+                    out += trailer
+                    if trailer == b"\r\n":
+                        return bytes(out)
+            out += self._take(conn, size + 2)
+
+    def _send_error(self, client: socket.socket, req: Request, fault: Fault) -> None:
+        resource = req.target.split("?", 1)[0]
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{fault.code}</Code><Message>{fault.message}</Message>"
+            f"<Resource>{resource}</Resource><RequestId>faultproxy</RequestId></Error>"
+        ).encode()
+        reason = {500: "Internal Server Error", 503: "Service Unavailable"}.get(fault.status, "Error")
+        head = (
+            f"HTTP/1.1 {fault.status} {reason}\r\n"
+            "Content-Type: application/xml\r\n"
+            "x-amz-request-id: faultproxy\r\n"
+            f"Content-Length: {0 if req.method == 'HEAD' else len(body)}\r\n\r\n"
+        ).encode()
+        client.sendall(head if req.method == "HEAD" else head + body)
+
+    def _forward(
+        self, client: socket.socket, req: Request, raw_head: bytes, body: bytes, reset_after: int | None
+    ) -> bool:
+        """Send the request upstream, stream the answer back; return whether to keep the
+        client connection. With ``reset_after``, reset the client after that much body."""
+        with socket.create_connection(self._upstream, timeout=IO_TIMEOUT) as up:
+            with self._lock:
+                self._conns.add(up)
+            try:
+                return self._exchange(client, req, up, raw_head + body, reset_after)
+            finally:
+                with self._lock:
+                    self._conns.discard(up)
+
+    def _exchange(
+        self, client: socket.socket, req: Request, up: socket.socket, request: bytes, reset_after: int | None
+    ) -> bool:
+        up.sendall(request)
+        upc = _Conn(up)
+        status_head = self._read_head_response(upc)
+        client.sendall(status_head)
+        status, headers = _parse_response_head(status_head)
+        values = {k.lower(): v for k, v in headers}
+        budget = [reset_after]
+
+        def send(data: bytes) -> None:
+            if budget[0] is not None:
+                if len(data) >= budget[0]:
+                    client.sendall(data[: budget[0]])
+                    _reset(client)
+                    raise _Closed
+                budget[0] -= len(data)
+            client.sendall(data)
+
+        no_body = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        if no_body:
+            pass
+        elif "chunked" in values.get("transfer-encoding", "").lower():
+            self._relay_chunked(upc, send)
+        elif "content-length" in values:
+            left = int(values["content-length"])
+            while left:
+                if not upc.buf and not self._recv(upc):
+                    raise _Closed
+                piece = bytes(upc.buf[:left])
+                del upc.buf[: len(piece)]
+                left -= len(piece)
+                send(piece)
+        else:  # delimited by the upstream closing
+            while True:
+                if upc.buf:
+                    send(bytes(upc.buf))
+                    upc.buf.clear()
+                if not self._recv(upc):
+                    return False
+        if budget[0] is not None:  # the body was shorter than the reset point
+            _reset(client)
+            raise _Closed
+        return (
+            values.get("connection", "").lower() != "close"
+            and (req.header("Connection") or "").lower() != "close"
+        )
+
+    def _read_head_response(self, upc: _Conn) -> bytes:
+        while True:
+            head = self._read_head_raw(upc)
+            if not head.startswith(b"HTTP/1.1 100") and not head.startswith(b"HTTP/1.0 100"):
+                return head
+
+    def _read_head_raw(self, upc: _Conn) -> bytes:
+        while b"\r\n\r\n" not in upc.buf:
+            if len(upc.buf) > MAX_HEAD or not self._recv(upc):
+                raise _Closed
+        end = upc.buf.index(b"\r\n\r\n") + 4
+        head = bytes(upc.buf[:end])
+        del upc.buf[:end]
+        return head
+
+    def _relay_chunked(self, upc: _Conn, send: Callable[[bytes], None]) -> None:
+        while True:
+            line = self._take_line(upc)
+            send(line)
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while True:
+                    trailer = self._take_line(upc)
+                    send(trailer)
+                    if trailer == b"\r\n":
+                        return
+            send(self._take(upc, size + 2))
+
+
+def _parse_response_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
+    lines = head[:-4].decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:])]
+    return status, headers
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST rather than FIN (SO_LINGER with a zero timeout)."""
+    with suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.close()
+
+
+@contextmanager
+def running(upstream: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(upstream).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
