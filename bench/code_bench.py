@@ -52,6 +52,9 @@ def make_tree(root: Path, n_files: int) -> list[Path]:
 
 
 def timed(cmd: list[str] | str) -> float:
+    # Flush the previous command's dirty pages first: on these VMs writeback of ~130 MB
+    # would otherwise land inside the next tool's timing.
+    os.sync()
     started = time.perf_counter()
     subprocess.run(cmd, shell=isinstance(cmd, str), check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
