@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from .errors import RunctlError
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on a fresh loop. uvloop, when present, is both faster and avoids
+    an obstore crash at interpreter exit seen with the default asyncio loop. Kept in this
+    light module so commands that never touch S3 do not import the S3 stack to get it."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 @asynccontextmanager

@@ -13,12 +13,11 @@ Path rules follow ``aws s3 cp``:
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from .aio import run
 from .engine.execute import ExecOptions, Outcome, execute
 from .engine.plan import PathFilter, Plan, plan_copy_all, plan_single
 from .errors import NotFoundError, UsageError
@@ -28,18 +27,6 @@ from .settings import Settings
 from .stores.base import Store
 from .stores.local import LocalStore
 from .stores.s3 import S3Store, parse_s3_url
-
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on a fresh loop. uvloop, when present, is both faster and avoids
-    an obstore crash at interpreter exit seen with the default asyncio loop."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 def as_dir_prefix(key: str) -> str:

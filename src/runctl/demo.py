@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import local_s3
-from .api import download_async, list_async, run, upload_async
+from .aio import run
+from .api import download_async, list_async, upload_async
 from .errors import RunctlError
 from .events import Reporter, null_reporter
 from .results import TransferResult

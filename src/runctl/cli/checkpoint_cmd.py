@@ -50,7 +50,7 @@ def _store(root: Path, settings: Settings) -> LocalStore:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from ..api import run
+    from ..aio import run
     from ..housekeeping.ranking import has_checkpoint_extension, list_ranked
 
     result: RankedList = run(list_ranked(_store(args.dir, settings), args.pattern, has_checkpoint_extension))
@@ -66,7 +66,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings, console: Console) -> 
 
 
 def cmd_cleanup(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from ..api import run
+    from ..aio import run
     from ..housekeeping.ranking import cleanup, has_checkpoint_extension
     from .s3_housekeeping import render_cleanup
 

@@ -81,7 +81,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_push(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from ..codesync.push import PushOptions, push_async, run, watch_async
+    from ..aio import run
+    from ..codesync.push import PushOptions, push_async, watch_async
     from ..codesync.target import ConnectOptions
     from .progress import reporter_for
 

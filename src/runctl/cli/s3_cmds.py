@@ -144,6 +144,7 @@ def _run_transfer(
 ) -> int:
     """Run one transfer, natively or through s5cmd, behind a progress bar; render it."""
     from .. import api
+    from ..aio import run
     from .progress import reporter_for
 
     with reporter_for(console, command) as report:
@@ -161,7 +162,7 @@ def _run_transfer(
                 command
             ]
             coro = fn(src, dst, settings=settings, reporter=report, allow=filter_from(args), **options)
-            result = api.run(coro)
+            result = run(coro)
     return render_transfer(console, result)
 
 
@@ -196,8 +197,9 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, console: Console) -> 
 
 def cmd_list(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     from .. import api
+    from ..aio import run
 
-    result: ListResult = api.run(api.list_async(args.url, recursive=args.recursive, settings=settings))
+    result: ListResult = run(api.list_async(args.url, recursive=args.recursive, settings=settings))
     if console.json:
         console.document(result.to_dict())
         return 0

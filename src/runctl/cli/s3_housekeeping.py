@@ -71,7 +71,7 @@ def entry_line(name: str, entry: Entry) -> str:
 
 # -- cleanup --------------------------------------------------------------------
 def cmd_cleanup(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from ..api import run
+    from ..aio import run
     from ..housekeeping.ranking import check_keep, cleanup
 
     check_keep(args.keep_last_n, args.force)
@@ -108,7 +108,7 @@ def render_cleanup(console: Console, result: CleanupResult) -> int:
 
 # -- watch ----------------------------------------------------------------------
 def cmd_watch(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from ..api import run
+    from ..aio import run
     from ..errors import Interrupted, NetworkError
     from ..housekeeping.location import naming_for
     from ..housekeeping.watch import watch
@@ -143,7 +143,7 @@ def cmd_watch(args: argparse.Namespace, settings: Settings, console: Console) ->
 
 # -- review ---------------------------------------------------------------------
 def cmd_review(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    from ..api import run
+    from ..aio import run
     from ..housekeeping.review import review
 
     store = _store(args.url, settings)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import NotFoundError, RemoteToolMissingError
 from ..events import Reporter, null_reporter
@@ -29,17 +29,6 @@ if TYPE_CHECKING:
 # remote login shell starts (~100-150 ms) instead of before the connection.
 
 Mode = Literal["incremental", "full"]
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on a fresh loop (uvloop when present), without importing runctl.api: that
-    pulls in the S3 stack (~45 ms), which a code push never needs."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 @dataclass(frozen=True)
