@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from .. import __version__
 from ..errors import UsageError
@@ -77,12 +77,29 @@ def family_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors become typed errors, so `-o json` reports them as JSON like any other."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}", f"See `{self.prog} --help`.")
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether argv asks for JSON output, read before (or without) a successful parse."""
+    for i, token in enumerate(argv):
+        if token in ("-o", "--output") and argv[i + 1 : i + 2] == ["json"]:
+            return True
+        if token in ("--output=json", "-ojson"):
+            return True
+    return False
+
+
 def build_parser(family: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or with ``family`` only that family's commands: registering
     every family costs ~15 ms, paid on each run (code push is timed against rsync)."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="runctl",
         description="Move code and data between your laptop, S3 and GPU machines.",
     )
@@ -101,8 +118,14 @@ def run_cli(argv: Sequence[str] | None = None, out: TextIO | None = None, err: T
     parser = build_parser(family_of(arguments))
     try:
         args = parser.parse_args(arguments)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+    except SystemExit as exc:  # argparse: --help or --version
         return int(exc.code or 0)
+    except UsageError as exc:
+        console = Console(
+            output="json" if _wants_json(arguments) else "text", out=out or sys.stdout, err=err or sys.stderr
+        )
+        console.error(exc)
+        return exc.exit_code
     console = Console(
         output=args.output,
         quiet=args.quiet,

@@ -22,3 +22,20 @@ from runctl.cli.main import family_of
 )
 def test_family_of(argv: list[str], family: str | None) -> None:
     assert family_of(argv) == family
+
+
+def test_usage_errors_are_json_when_json_is_asked_for() -> None:
+    import io
+    import json
+
+    from runctl.cli.main import run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    assert run_cli(["-o", "json", "s3", "frob"], out, err) == 2
+    doc = json.loads(out.getvalue())
+    assert doc["ok"] is False and doc["error"]["code"] == "usage"
+    assert "frob" in doc["error"]["message"] and "--help" in doc["error"]["hint"]
+    out, err = io.StringIO(), io.StringIO()
+    assert run_cli(["s3", "upload"], out, err) == 2
+    assert out.getvalue() == ""
+    assert err.getvalue().startswith("error: runctl s3 upload: the following arguments are required")
