@@ -264,3 +264,24 @@ def test_stalled_download_body_fails_within_bounded_time(
     assert "did not answer in time" in proc.stderr
     assert time.monotonic() - started < 15
     assert os.listdir(dst) == []
+
+
+def test_noop_download_sync_needs_no_per_file_requests(
+    s3_env: S3Server, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Files written by a download (mtime set into the past, written after the object's
+    LastModified) are recognised from the two listings alone: no HEAD per file.
+    The proxy counts the requests."""
+    src, down = tmp_path / "src", tmp_path / "down"
+    write_tree(src, {f"d/f{i}.txt": b"same" for i in range(20)})
+    for path in src.rglob("*.txt"):
+        os.utime(path, (1_600_000_000, 1_600_000_000))  # an old checkpoint
+    url = s3_env.fresh_prefix()
+    assert cli("s3", "sync", str(src), url).code == 0
+    time.sleep(2.1)  # LastModified has whole seconds: let the download land clearly after it
+    assert via(proxy, "s3", "sync", url, str(down)).code == 0
+    before = len(proxy.seen())
+    again = via(proxy, "-o", "json", "s3", "sync", url, str(down))
+    assert again.code == 0 and again.json()["copied"] == 0  # type: ignore[index]
+    requests = proxy.seen()[before:]
+    assert [s.method for s in requests] == ["GET"]  # one listing page, nothing per file

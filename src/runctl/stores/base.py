@@ -33,6 +33,8 @@ class Entry:
     """Permission bits (e.g. 0o755) when the store knows them."""
     link: str | None = None
     """Symlink target, for ``kind == "symlink"``."""
+    ctime: float | None = None
+    """Local files: when the inode last changed (a download's write + rename sets it)."""
 
 
 class Reader(ABC):

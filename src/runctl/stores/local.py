@@ -96,7 +96,7 @@ class LocalStore(Store):
                             stack.append((Path(de.path), name + "/"))
                         elif de.is_file() and TMP_MARK not in de.name:
                             st = de.stat()
-                            found.append(Entry(name, st.st_size, st.st_mtime))
+                            found.append(Entry(name, st.st_size, st.st_mtime, ctime=st.st_ctime))
                     except OSError:
                         continue  # vanished or dangling symlink between scandir and stat
         found.sort(key=lambda e: e.path)
@@ -110,7 +110,7 @@ class LocalStore(Store):
             return None
         if not os.path.isfile(self._file(path)):
             return None
-        return Entry(path, st.st_size, st.st_mtime)
+        return Entry(path, st.st_size, st.st_mtime, ctime=st.st_ctime)
 
     async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
         try:

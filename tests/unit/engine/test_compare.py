@@ -41,6 +41,19 @@ def test_download_direction_needs_the_recorded_mtime_unless_exactly_last_modifie
     assert c.quick(Entry("a", 1, 100.0), Entry("a", 1, 42.25)) == UNSURE
 
 
+def test_download_direction_trusts_a_file_written_after_the_object_changed(tmp_path: Path) -> None:
+    c = SizeAndMtime(_S3Like(tmp_path), LocalStore(tmp_path))
+    obj = Entry("a", 1, 1000.0)  # LastModified
+    downloaded = Entry("a", 1, 500.0, ctime=1005.0)  # mtime set into the past, written later
+    assert c.quick(obj, downloaded) is None
+    written_too_soon = Entry("a", 1, 500.0, ctime=1001.0)  # within the clock-skew margin
+    assert c.quick(obj, written_too_soon) == UNSURE
+    edited_locally = Entry("a", 1, 1005.0, ctime=1005.0)  # mtime == ctime: an edit, not a download
+    assert c.quick(obj, edited_locally) == UNSURE
+    object_newer = Entry("a", 1, 500.0, ctime=900.0)  # re-uploaded after we wrote the file
+    assert c.quick(obj, object_newer) == UNSURE
+
+
 def test_file_md5_plain_and_multipart(tmp_path: Path) -> None:
     data = os.urandom(5 * 1024 * 1024 + 123)
     path = tmp_path / "f"
