@@ -30,7 +30,19 @@ def runctl(env: dict[str, str], *argv: str) -> tuple[float, int, dict[str, objec
     rss_file = Path(tempfile.mktemp())
     started = time.perf_counter()
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable, "-m", "runctl", "-o", "json", *argv],
+        [
+            "/usr/bin/time",
+            "-f",
+            "%M",
+            "-o",
+            str(rss_file),
+            sys.executable,
+            "-m",
+            "runctl",
+            "-o",
+            "json",
+            *argv,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -44,7 +56,9 @@ def runctl(env: dict[str, str], *argv: str) -> tuple[float, int, dict[str, objec
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keys", type=int, default=100_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runctl-plan-bench-"))
@@ -61,12 +75,24 @@ def main() -> None:
         url = "s3://bench/plan/"
         seed, _, doc = runctl(env, "--concurrency", "64", "s3", "sync", str(src), url)
         print(f"seeded {doc['copied']} keys in {seed:.1f}s")
-        up, up_rss, up_doc = runctl(env, "s3", "sync", str(src), url, "--dry-run")
-        down, down_rss, down_doc = runctl(env, "s3", "sync", url, str(src), "--dry-run")
-        for name, sec, rss, d in (("local -> s3", up, up_rss, up_doc), ("s3 -> local", down, down_rss, down_doc)):
+        copy = work / "downloaded"
+        seed, _, doc = runctl(env, "--concurrency", "64", "s3", "sync", url, str(copy))
+        print(f"downloaded {doc['copied']} keys in {seed:.1f}s")
+        time.sleep(1)
+        cases = [
+            ("local -> s3", src, url),
+            ("s3 -> local (a tree runctl downloaded)", url, copy),
+            ("s3 -> local (a tree made otherwise: one HEAD per key)", url, src),
+        ]
+        for name, a, b in cases:
+            sec, rss, d = runctl(env, "s3", "sync", str(a), str(b), "--dry-run")
             plan = d.get("plan")
             assert isinstance(plan, list) and len(plan) == args.keys, "every key must be in the plan"
-            print(f"{name}: planned {len(plan)} keys in {sec:.2f}s, peak RSS {rss / 1024:.0f} MiB")
+            copies = sum(1 for a in plan if isinstance(a, dict) and a.get("action") == "copy")
+            rss_mib = rss / 1024
+            print(
+                f"{name}: planned {len(plan)} keys ({copies} to copy) in {sec:.2f}s, peak RSS {rss_mib:.0f} MiB"
+            )
     finally:
         local_s3.stop_pid(server.pid)
         shutil.rmtree(work, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+from ..aio import unwrap_groups
 from ..errors import BucketNotFoundError, NotFoundError
 from ..stores.base import Entry, Store
 from ..stores.local import safe_relpath
@@ -69,17 +70,19 @@ async def plan_sync(
 
 
 async def _resolve(plan: Plan, unsure: list[tuple[int, Entry, Entry]], compare: Compare, limit: int) -> None:
-    gate = asyncio.Semaphore(limit)
+    """Settle the undecided pairs with ``limit`` workers (not one task per pair: 100,000
+    pending tasks would cost more memory than the listings themselves)."""
+    pending = iter(unsure)
 
-    async def one(index: int, s: Entry, d: Entry) -> None:
-        async with gate:
+    async def worker() -> None:
+        for index, s, d in pending:  # shared iterator: each pair is taken once
             reason = await compare.resolve(s, d)
-        if reason is not None:
-            plan.actions[index] = Action("copy", s.path, s.size, reason, s)
+            if reason is not None:
+                plan.actions[index] = Action("copy", s.path, s.size, reason, s)
 
-    async with asyncio.TaskGroup() as tg:
-        for item in unsure:
-            tg.create_task(one(*item))
+    async with unwrap_groups(), asyncio.TaskGroup() as tg:
+        for _ in range(min(limit, len(unsure))):
+            tg.create_task(worker())
 
 
 def _merge(a: list[Entry], b: list[Entry]) -> Iterator[tuple[Entry | None, Entry | None]]:
