@@ -91,7 +91,8 @@ def main() -> None:
             copies = sum(1 for a in plan if isinstance(a, dict) and a.get("action") == "copy")
             rss_mib = rss / 1024
             print(
-                f"{name}: planned {len(plan)} keys ({copies} to copy) in {sec:.2f}s, peak RSS {rss_mib:.0f} MiB"
+                f"{name}: planned {len(plan)} keys ({copies} to copy) in {sec:.2f}s,"
+                f" peak RSS {rss_mib:.0f} MiB"
             )
     finally:
         local_s3.stop_pid(server.pid)
