@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -49,14 +50,49 @@ def make_tree(root: Path, count: int, size: int) -> None:
         (d / f"f{i:05d}.bin").write_bytes(os.urandom(size))
 
 
-def command(tool: str, env: Env, tree: Path, url: str) -> list[str]:
+def command(tool: str, env: Env, tree: Path, url: str, down: bool = False) -> list[str]:
+    """The tool's sync of ``tree`` up to ``url`` (or, with ``down``, of ``url`` into ``tree``)."""
+    src, dst = (url, str(tree)) if down else (str(tree), url)
     if tool == "runctl":
-        return [*env.runctl, "--no-progress", "-q", "s3", "sync", str(tree), url, *env.runctl_args]
+        return [*env.runctl, "--no-progress", "-q", "s3", "sync", src, dst, *env.runctl_args]
     if tool == "s5cmd":
-        return [env.s5cmd, "--endpoint-url", env.endpoint, "sync", f"{tree}/", url]
+        # s5cmd spells "the contents of" with a wildcard on S3 and a trailing slash locally.
+        s5_src, s5_dst = (f"{url}*", f"{tree}/") if down else (f"{tree}/", url)
+        return [env.s5cmd, "--endpoint-url", env.endpoint, "sync", s5_src, s5_dst]
     if tool == "aws":
-        return [env.aws, "--endpoint-url", env.endpoint, "s3", "sync", "--only-show-errors", str(tree), url]
+        return [env.aws, "--endpoint-url", env.endpoint, "s3", "sync", "--only-show-errors", src, dst]
     raise ValueError(f"unknown tool {tool}")
+
+
+def local_state(tree: Path) -> dict[str, tuple[int, int]]:
+    """{relative path: (size, mtime_ns)}: equal before and after means nothing was rewritten."""
+    return {
+        p.relative_to(tree).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in tree.rglob("*")
+        if p.is_file()
+    }
+
+
+def run_down(tool: str, run: int, env: Env, label: str, want: tuple[int, int]) -> Measurement:
+    """Download direction: sync the tool's own seeded prefix into its own local copy."""
+    url = f"s3://{BUCKET}/sync/{tool}/"
+    tree = env.work / f"down-{tool}"
+    m = Measurement(label, tool, run, command(tool, env, tree, url, down=True))
+    before = local_state(tree) if label == "down-no-change" else {}
+    log = env.work / "logs" / f"{label}-{tool}-r{run}.log"
+    run_timed(m, env, log)
+    after = local_state(tree) if tree.exists() else {}
+    got = (len(after), sum(v[0] for v in after.values()))
+    if m.exit_code != 0:
+        m.error = f"exit code {m.exit_code}"
+    elif got != want:
+        m.error = f"local copy holds {got[0]} files / {got[1]} bytes, expected {want[0]} / {want[1]}"
+    elif label == "down-no-change" and after != before:
+        m.error = f"not a no-op: {sum(1 for k in after if before.get(k) != after[k])} files rewritten"
+    m.ok = not m.error
+    if not m.ok:
+        print(f"  FAILED {tool} sync ({label}): {m.error}\n  $ {shlex.join(m.argv)}", file=sys.stderr)
+    return m
 
 
 def remote_state(env: Env, prefix: str) -> dict[str, tuple[int, str, str]]:
@@ -144,13 +180,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{'ok' if m.ok else 'FAIL'}",
                         file=sys.stderr,
                     )
+            # Download direction: each tool pulls its own prefix, then syncs again.
+            pulled = []
+            for tool in seeded:
+                m = run_down(tool, 0, env, "down-first-sync", want)
+                results.append(m)
+                print(
+                    f"down-first-sync {tool:<6} {m.seconds:7.3f}s {'ok' if m.ok else 'FAIL'}", file=sys.stderr
+                )
+                if m.ok:
+                    pulled.append(tool)
+            time.sleep(1)  # the copies' ctimes land clearly after the objects' LastModified
+            for run in range(args.runs):
+                for tool in rotated(pulled, run) if pulled else []:
+                    m = run_down(tool, run, env, "down-no-change", want)
+                    results.append(m)
+                    print(
+                        f"run {run + 1}/{args.runs} down-no-change {tool:<6} {m.seconds:7.3f}s "
+                        f"{'ok' if m.ok else 'FAIL'}",
+                        file=sys.stderr,
+                    )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
     rows = [["case", *(f"{t} s" for t in tools), *(f"runctl/{t}" for t in tools if t != "runctl")]]
     summary: dict[str, dict[str, float]] = {}
-    for label in ("first-sync", "no-change"):
+    for label in ("first-sync", "no-change", "down-first-sync", "down-no-change"):
         med: dict[str, float] = {}
         for tool in tools:
             good = [m.seconds for m in results if m.case == label and m.tool == tool and m.ok]
@@ -164,7 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         rows.append([label, *(f"{med[t]:.3f}" if t in med else "FAIL" for t in tools), *ratios])
     print(format_table(rows))
-    print(f"{args.files} files x {args.size} B; first-sync is one run, no-change the median of {args.runs}")
+    print(
+        f"{args.files} files x {args.size} B; first-sync is one run, no-change the median of {args.runs};"
+        " down-* pull each tool's own prefix into a fresh local copy, then sync it again"
+    )
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / f"sync_bench-{started:%Y%m%d-%H%M%S}.json"
     document = {
