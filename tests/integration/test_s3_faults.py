@@ -203,37 +203,40 @@ def test_large_download_with_one_range_failing_leaves_no_temp_file(
 STALL_BOUND = 60.0
 
 
-@pytest.mark.timeout(STALL_BOUND + 30)
-def test_stalled_server_fails_within_bounded_time(
-    s3_env: S3Server, proxy: FaultProxy, tmp_path: Path
-) -> None:
-    """A server that accepts connections and never answers must not hang runctl.
+def download_within(
+    bound: float, proxy: FaultProxy, url: str, dst: Path, **env: str
+) -> tuple[CliResult, float]:
+    """Download through the proxy as a real process, failing the test if it outlives ``bound``.
 
-    runctl runs as a real process here: a stuck in-process run could not be interrupted
+    A real process, not ``cli()``: a stuck in-process run could not be interrupted
     (pytest-timeout's SIGALRM exception is swallowed by the running event loop)."""
-    proxy.stall(None)
-    url = s3_env.fresh_prefix() + "x.bin"
-    dst = tmp_path / "dst"
-    dst.mkdir()
-    argv = ["--endpoint-url", proxy.endpoint, "--no-progress", "s3", "download", url, str(dst / "x.bin")]
-
+    argv = ["--endpoint-url", proxy.endpoint, "--no-progress", "s3", "download", url, str(dst)]
     started = time.monotonic()
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "runctl", *argv],
             capture_output=True,
             text=True,
-            env=dict(os.environ),
-            timeout=STALL_BOUND,
+            env=dict(os.environ, **env),
+            timeout=bound,
         )
     except subprocess.TimeoutExpired:
         pytest.fail(
-            f"runctl was still waiting on a stalled server after {STALL_BOUND:.0f}s "
-            f"({len(proxy.seen())} requests stalled: {proxy.seen()[:2]}...)"
+            f"runctl still waiting on a stalled server after {bound:.0f}s ({len(proxy.seen())} requests)"
         )
-    elapsed = time.monotonic() - started
+    return CliResult(proc.returncode, proc.stdout, proc.stderr), time.monotonic() - started
 
-    assert_one_line_error(CliResult(proc.returncode, proc.stdout, proc.stderr), 5)
+
+@pytest.mark.timeout(STALL_BOUND + 30)
+def test_stalled_server_fails_within_bounded_time(
+    s3_env: S3Server, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A server that accepts connections and never answers must not hang runctl (default timeouts)."""
+    proxy.stall(None)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    result, elapsed = download_within(STALL_BOUND, proxy, s3_env.fresh_prefix() + "x.bin", dst / "x.bin")
+    assert_one_line_error(result, 5)
     assert elapsed < STALL_BOUND, elapsed
     assert os.listdir(dst) == []
 
@@ -248,21 +251,12 @@ def test_stalled_download_body_fails_within_bounded_time(
     proxy.stall(None, method="GET", path=key_of(url) + "$")
     dst = tmp_path / "dst"
     dst.mkdir()
-    argv = ["--endpoint-url", proxy.endpoint, "--no-progress", "s3", "download", url, str(dst / "g.bin")]
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "runctl", *argv],
-            capture_output=True,
-            text=True,
-            timeout=2 * STALL_BOUND,
-            env=dict(os.environ, RUNCTL_IDLE_TIMEOUT="1", RUNCTL_RETRY_BUDGET="2"),
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"runctl still waiting on stalled GETs after {2 * STALL_BOUND:.0f}s")
-    assert_one_line_error(CliResult(proc.returncode, proc.stdout, proc.stderr), 5)
-    assert "did not answer in time" in proc.stderr
-    assert time.monotonic() - started < 15
+    result, elapsed = download_within(
+        STALL_BOUND, proxy, url, dst / "g.bin", RUNCTL_IDLE_TIMEOUT="1", RUNCTL_RETRY_BUDGET="2"
+    )
+    assert_one_line_error(result, 5)
+    assert "did not answer in time" in result.err
+    assert elapsed < 15, elapsed
     assert os.listdir(dst) == []
 
 
