@@ -19,13 +19,13 @@ import os
 import posixpath
 import secrets
 import stat
-import tarfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from shlex import quote
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import NotFoundError, RemoteToolMissingError
 from . import ssh_scripts as scripts
+from . import tar_format as tar
 from .base import Entry, EntryKind, ProgressFn, Reader, Store
 from .local import TMP_MARK
 from .ssh_session import RemoteShell
@@ -33,9 +33,10 @@ from .ssh_session import RemoteShell
 if TYPE_CHECKING:
     import asyncssh
 
-BLOCK = 512
 FLUSH_AT = 1024 * 1024
 """Bytes buffered before a write to the channel: few, large writes keep the stream fast."""
+DIRECT_AT = 256 * 1024
+"""Files at least this large go to the channel chunk by chunk, not through the buffer."""
 _TYPES = {"f": "file", "d": "dir", "l": "symlink"}
 Digests = list[str | None]  # named here: inside the class, ``list`` is the method
 Entries = list[Entry]
@@ -44,7 +45,7 @@ Entries = list[Entry]
 class SSHStore(Store):
     batch_writes = True
     mtime_precision = 1e-3
-    """find prints nanoseconds; tar (pax) restores microseconds. 1 ms absorbs float rounding."""
+    """find prints nanoseconds and tar (pax) restores them; 1 ms absorbs float rounding."""
 
     def __init__(self, conn: asyncssh.SSHClientConnection, root: str, url: str) -> None:
         self.conn = conn
@@ -233,68 +234,74 @@ async def _send_tar(
     on_bytes: Callable[[str, int], None],
     on_done: Callable[[str], None],
 ) -> None:
-    """Write a POSIX (pax) tar of ``entries`` to ``sink``; pax keeps sub-second mtimes."""
+    """Write a POSIX (pax) tar of ``entries`` to ``sink``; pax keeps nanosecond mtimes.
+    Headers and small files are gathered into large writes; the data of large files
+    goes to the channel as read, without another copy."""
     buf = bytearray()
+
+    async def send(data: bytes | bytearray) -> None:
+        sink.write(data)
+        await sink.drain()
 
     async def flush(force: bool = False) -> None:
         if buf and (force or len(buf) >= FLUSH_AT):
-            sink.write(bytes(buf))
+            await send(bytes(buf))
             buf.clear()
-            await sink.drain()
 
     for entry in entries:
-        info = tarfile.TarInfo(entry.path)
-        info.mtime = entry.mtime  # a float: pax keeps the fraction
-        info.mode = entry.mode if entry.mode is not None else (0o755 if entry.kind == "dir" else 0o644)
+        mode = entry.mode if entry.mode is not None else (0o755 if entry.kind == "dir" else 0o644)
+        mtime_ns = round(entry.mtime * 1e9)
+        local = src.local_file(entry.path) if entry.kind == "file" else None
         if entry.kind == "dir":
-            info.type = tarfile.DIRTYPE
+            buf += tar.member_header(entry.path, tar.DIRECTORY, mtime_ns=mtime_ns, mode=mode)
         elif entry.kind == "symlink":
-            info.type, info.linkname = tarfile.SYMTYPE, entry.link or ""
-        local = src.local_file(entry.path)
-        if entry.kind != "file":
-            buf += info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            link = entry.link or ""
+            buf += tar.member_header(entry.path, tar.SYMLINK, mtime_ns=mtime_ns, mode=mode, link=link)
         elif local is not None:
-            await _add_local_file(info, local, buf, flush, entry.path, on_bytes)
+            await _add_local_file(local, mode, buf, flush, send, entry.path, on_bytes)
         else:
             reader = await src.open(entry.path)
-            info.size = reader.size
-            buf += info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            buf += tar.member_header(entry.path, tar.REGULAR, size=reader.size, mtime_ns=mtime_ns, mode=mode)
             async for chunk in reader.chunks():
                 buf += chunk
                 on_bytes(entry.path, len(chunk))
                 await flush()
-            buf += bytes(-reader.size % BLOCK)
+            buf += tar.padding(reader.size)
         on_done(entry.path)
         await flush()
-    buf += bytes(2 * BLOCK)  # end-of-archive marker
+    buf += tar.END_OF_ARCHIVE
     await flush(force=True)
 
 
 async def _add_local_file(
-    info: tarfile.TarInfo,
     local: os.PathLike[str],
+    mode: int,
     buf: bytearray,
-    flush: Callable[[], Any],
+    flush: Callable[[bool], Awaitable[None]],
+    send: Callable[[bytes], Awaitable[None]],
     path: str,
     on_bytes: Callable[[str, int], None],
 ) -> None:
     """Header from a fresh fstat (the file may have changed since listing), then exactly
     that many bytes, so the archive stays well-formed even if the file changes meanwhile."""
-    with open(local, "rb") as fh:
+    with open(local, "rb", buffering=0) as fh:
         st = os.fstat(fh.fileno())
-        info.size = st.st_size
-        info.mtime = st.st_mtime
-        buf += info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        buf += tar.member_header(path, tar.REGULAR, size=st.st_size, mtime_ns=st.st_mtime_ns, mode=mode)
         left = st.st_size
+        direct = left >= DIRECT_AT
+        if direct:
+            await flush(True)
         while left > 0:
             chunk = fh.read(min(FLUSH_AT, left))
             if not chunk:
                 chunk = bytes(left)  # shrank while reading: pad; the next push resends it
-            buf += chunk
             left -= len(chunk)
+            if direct:
+                await send(chunk)
+            else:
+                buf += chunk
             on_bytes(path, len(chunk))
-            await flush()
-        buf += bytes(-st.st_size % BLOCK)
+        buf += tar.padding(st.st_size)
 
 
 class _SFTPReader(Reader):
