@@ -107,7 +107,8 @@ _LIB_DIRS = (
 
 
 def import_asyncssh() -> ModuleType:
-    """``import asyncssh``, minus its start-up probe for liboqs (sntrup761 key exchange).
+    """``import asyncssh``, minus its start-up probe for liboqs (sntrup761 key exchange)
+    and its X.509 support.
 
     asyncssh asks ``ctypes.util.find_library`` for "oqs" and "liboqs"; on Linux that
     runs ``ldconfig -p`` and then ``gcc`` twice, 20-45 ms on every run. The same library
@@ -123,10 +124,18 @@ def import_asyncssh() -> ModuleType:
         return _find_liboqs() if name in _OQS_NAMES else real(name)
 
     ctypes.util.find_library = find_library
+    # X.509 certificates for SSH exist only in PKIX-SSH, never in OpenSSH, and asyncssh's
+    # support needs pyOpenSSL, which runctl does not install: the module would load
+    # cryptography.x509 (~10 ms) only to fail on that import. Skip it.
+    blocked = "asyncssh.crypto.x509" not in sys.modules
+    if blocked:
+        sys.modules["asyncssh.crypto.x509"] = None  # type: ignore[assignment]
     try:
         import asyncssh
     finally:
         ctypes.util.find_library = real
+        if blocked:
+            del sys.modules["asyncssh.crypto.x509"]
     return asyncssh
 
 

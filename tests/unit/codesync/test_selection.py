@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from runctl.codesync.selection import select
-from runctl.codesync.target import parse_dest
-from runctl.errors import NotFoundError, UsageError
+from runctl.errors import NotFoundError
 
 
 def files(root: Path, *flags: tuple[str, str]) -> list[str]:
@@ -116,56 +114,3 @@ def test_git_work_tree(tmp_path: Path) -> None:
 def test_missing_dir(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         select(tmp_path / "nope")
-
-
-def test_parse_dest() -> None:
-    t = parse_dest("gpu1:proj")
-    assert (t.host, t.path, t.user, t.port) == ("gpu1", "proj", None, None)
-    t = parse_dest("me@gpu1:~/a b/$x")
-    assert (t.host, t.path, t.user) == ("gpu1", "a b/$x", "me")
-    assert parse_dest("gpu1:").path == "."
-    t = parse_dest("ssh://me@10.0.0.5:2222/srv/code")
-    assert (t.host, t.path, t.user, t.port) == ("10.0.0.5", "/srv/code", "me", 2222)
-    assert parse_dest("ssh://h/~/x").path == "x"
-    assert parse_dest("[::1]:p").host == "::1"
-    for bad in ("just/a/path", "./a:b", "ssh:///x"):
-        with pytest.raises(UsageError):
-            parse_dest(bad)
-
-
-def test_remote_error_codes() -> None:
-    from runctl.stores.ssh_scripts import remote_error
-
-    assert remote_error("tar", 2, "tar: x: Cannot write: No space left on device").code == "remote_disk_full"
-    assert remote_error("tar", 2, "mkdir: cannot create directory 'x': Permission denied").code == (
-        "remote_not_writable"
-    )
-    assert remote_error("tar", 127, "sh: 1: tar: not found").code == "remote_tool_missing"
-    assert remote_error("tar", 1, "weird").code == "remote"
-
-
-@pytest.mark.skipif(shutil.which("perl") is None or shutil.which("find") is None, reason="needs perl, find")
-def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
-    """The fallback lister (remotes without GNU find) must parse like GNU find's output."""
-    from runctl.stores import ssh_scripts
-    from runctl.stores.ssh import _parse_listing
-
-    write(tmp_path, "a.py", "sp ace/b $x.py")
-    (tmp_path / "l").symlink_to("a.py")
-    (tmp_path / "e").mkdir()
-    os.chmod(tmp_path / "a.py", 0o751)
-    gnu = subprocess.run(
-        ["find", ".", "-mindepth", "1", "-printf", r"%y\0%s\0%T@\0%m\0%P\0%l\0"],
-        cwd=tmp_path,
-        capture_output=True,
-        check=True,
-    ).stdout
-    perl = subprocess.run(
-        ["perl", "-e", ssh_scripts._PERL_LISTER], cwd=tmp_path, capture_output=True, check=True
-    ).stdout
-
-    def norm(raw: bytes) -> list[tuple[object, ...]]:
-        entries = _parse_listing(raw)
-        return sorted((e.path, e.kind, e.size, e.mode, e.link, round(e.mtime, 2)) for e in entries)
-
-    assert norm(perl) == norm(gnu)

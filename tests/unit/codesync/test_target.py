@@ -1,0 +1,36 @@
+"""DEST parsing and the asyncssh import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from runctl.codesync.target import parse_dest
+from runctl.errors import UsageError
+
+
+def test_parse_dest() -> None:
+    t = parse_dest("gpu1:proj")
+    assert (t.host, t.path, t.user, t.port) == ("gpu1", "proj", None, None)
+    t = parse_dest("me@gpu1:~/a b/$x")
+    assert (t.host, t.path, t.user) == ("gpu1", "a b/$x", "me")
+    assert parse_dest("gpu1:").path == "."
+    t = parse_dest("ssh://me@10.0.0.5:2222/srv/code")
+    assert (t.host, t.path, t.user, t.port) == ("10.0.0.5", "/srv/code", "me", 2222)
+    assert parse_dest("ssh://h/~/x").path == "x"
+    assert parse_dest("[::1]:p").host == "::1"
+    for bad in ("just/a/path", "./a:b", "ssh:///x"):
+        with pytest.raises(UsageError):
+            parse_dest(bad)
+
+
+def test_import_asyncssh_leaves_out_x509_only() -> None:
+    """asyncssh loads without cryptography.x509, and is not left blocked for later imports."""
+    code = (
+        "import sys; from runctl.codesync.target import import_asyncssh; a = import_asyncssh(); "
+        "assert 'cryptography.x509' not in sys.modules; assert a.SSHClientConnectionOptions; "
+        "assert 'asyncssh.crypto.x509' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
