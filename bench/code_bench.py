@@ -106,8 +106,14 @@ def main() -> None:
     )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--files", type=int, default=3000)
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="parent of the scratch directory (source tree and remote copies); e.g. /dev/shm",
+    )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="runctl-code-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="runctl-code-bench-", dir=args.workdir))
     server = sshd.start(work / "sshd", log_level="ERROR")
     if PIN_CLIENT:
         pin = ["taskset", "-a", "-p", "-c", "1", str(server.pid)]

@@ -43,7 +43,7 @@ async def plan_sync(
     plan = Plan()
     unsure: list[tuple[int, Entry, Entry]] = []
     for s, d in _merge(src_list, dst_list):
-        path = (s or d).path  # type: ignore[union-attr]
+        path = s.path if s is not None else d.path  # type: ignore[union-attr]
         if s is not None and safe_relpath(path) is None:
             plan.warnings.append(unsafe_path_warning(path, src.url))
             continue
@@ -88,14 +88,20 @@ async def _resolve(plan: Plan, unsure: list[tuple[int, Entry, Entry]], compare: 
 def _merge(a: list[Entry], b: list[Entry]) -> Iterator[tuple[Entry | None, Entry | None]]:
     """Pairs of (source, destination) entries with equal paths, in path order."""
     i = j = 0
-    while i < len(a) or j < len(b):
-        if j >= len(b) or (i < len(a) and a[i].path < b[j].path):
-            yield (a[i], None)
+    na, nb = len(a), len(b)
+    while i < na and j < nb:
+        s, d = a[i], b[j]
+        if s.path == d.path:
+            yield s, d
             i += 1
-        elif i >= len(a) or b[j].path < a[i].path:
-            yield (None, b[j])
             j += 1
+        elif s.path < d.path:
+            yield s, None
+            i += 1
         else:
-            yield (a[i], b[j])
-            i += 1
+            yield None, d
             j += 1
+    for k in range(i, na):
+        yield a[k], None
+    for k in range(j, nb):
+        yield None, b[k]

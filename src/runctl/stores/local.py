@@ -30,11 +30,12 @@ def safe_relpath(path: str) -> str | None:
     Refuses absolute paths, ``..`` components and empty names: an S3 key such as
     ``../../etc/passwd`` must never be written outside the destination.
     """
-    if not path or path.startswith("/") or "\\" in path or "\0" in path:
+    if not path or path[0] == "/" or path[-1] == "/" or "//" in path or "\\" in path or "\0" in path:
         return None
-    parts = path.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return None
+    if "." in path:  # string tests, not a split: this runs once per listed file
+        framed = f"/{path}/"
+        if "/./" in framed or "/../" in framed:
+            return None
     return path
 
 
