@@ -7,50 +7,46 @@ reporter is the default so library calls stay silent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
+
+# NamedTuples, not dataclasses: seven frozen dataclasses cost ~4 ms of every start-up
+# (each generates and compiles its methods), a tenth of a no-change code push's margin.
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
+class Planned(NamedTuple):
     """The plan is known: this many files and bytes will be transferred."""
 
     files: int
     bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class BytesMoved:
+class BytesMoved(NamedTuple):
     """Some bytes of one file reached the destination."""
 
     path: str
     nbytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class FileDone:
+class FileDone(NamedTuple):
     path: str
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class FileSkipped:
+class FileSkipped(NamedTuple):
     path: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class FileFailed:
+class FileFailed(NamedTuple):
     path: str
     error: str
 
 
-@dataclass(frozen=True, slots=True)
-class FileDeleted:
+class FileDeleted(NamedTuple):
     path: str
 
 
-@dataclass(frozen=True, slots=True)
-class Warning:
+class Warning(NamedTuple):
     message: str
 
 

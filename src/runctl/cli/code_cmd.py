@@ -77,10 +77,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="trust an unknown host key on first use and add it to known_hosts",
     )
-    p.set_defaults(handler=cmd_push, rules=[])
+    p.set_defaults(handler=cmd_push, rules=[], uses_settings=False)
 
 
-def cmd_push(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Console) -> int:
     from ..aio import run
     from ..codesync.push import PushOptions, push_async, watch_async
     from ..codesync.target import ConnectOptions

@@ -101,15 +101,20 @@ class CodePush:
             self._conn = None
 
     async def push(self) -> PushResult:
-        from ..stores.ssh import SSHStore
+        from ..stores.ssh_session import RemoteShell, request_listing
 
         started = time.monotonic()
-        dst = SSHStore(self._conn, self.target.path, self.target.url)
-        # The remote shell starts (one exec channel for the whole push) while the local
-        # tree is walked and the rest of the code loads.
-        listing = asyncio.ensure_future(dst.prefetch())
+        # The remote shell (one exec channel for the whole push) is asked for first; the
+        # SSH store, the engine and the local walk load and run while the remote login
+        # shell starts (~100 ms on a host whose .bashrc inits conda or pyenv).
+        shell = RemoteShell(self._conn, self.target.url)
+        requested = asyncio.ensure_future(request_listing(shell, self.target.path))
+        await asyncio.sleep(0)  # the channel request goes out now
+        from ..stores.ssh import SSHStore
+
+        dst = SSHStore(self._conn, self.target.path, self.target.url, shell)
+        listing = asyncio.ensure_future(dst.prefetch(requested))
         try:
-            await asyncio.sleep(0)  # let the channel request go out first
             selecting = self._start_selection()
             try:
                 return await self._push(dst, listing, selecting, started)
@@ -117,6 +122,7 @@ class CodePush:
                 selecting.cancel()
         finally:
             listing.cancel()
+            requested.cancel()
             await dst.close()
 
     async def _push(

@@ -29,7 +29,7 @@ from . import ssh_scripts as scripts
 from . import tar_format as tar
 from .base import Entry, EntryKind, ProgressFn, Reader, Store
 from .local import TMP_MARK
-from .ssh_session import RemoteShell
+from .ssh_session import RemoteShell, request_listing
 
 if TYPE_CHECKING:
     import asyncssh
@@ -50,7 +50,9 @@ class SSHStore(Store):
     mtime_precision = 1e-3
     """find prints nanoseconds and tar (pax) restores them; 1 ms absorbs float rounding."""
 
-    def __init__(self, conn: asyncssh.SSHClientConnection, root: str, url: str) -> None:
+    def __init__(
+        self, conn: asyncssh.SSHClientConnection, root: str, url: str, shell: RemoteShell | None = None
+    ) -> None:
         self.conn = conn
         self.root = root or "."
         self.url = url
@@ -62,7 +64,7 @@ class SSHStore(Store):
         """Full mode: unpack batches into a fresh directory, then swap it into place."""
         self.keep: list[str] = []
         """Full mode: remote paths (top-most) moved back into the new tree after the swap."""
-        self.shell = RemoteShell(conn, url)
+        self.shell = shell or RemoteShell(conn, url)
         self._sftp: Any = None
         self._prefetched: list[Entry] | None = None
 
@@ -74,9 +76,10 @@ class SSHStore(Store):
 
     # -- Store interface -----------------------------------------------------------
 
-    async def prefetch(self) -> None:
-        """List now (e.g. while other work runs); the next ``list()`` uses the result."""
-        self._prefetched = await self._list()
+    async def prefetch(self, requested: Awaitable[bytes] | None = None) -> None:
+        """List now (e.g. while other work runs); the next ``list()`` uses the result.
+        ``requested``: the answer of a listing already sent (see ``request_listing``)."""
+        self._prefetched = self._entries(await requested) if requested is not None else await self._list()
 
     async def list(self) -> AsyncIterator[Entry]:
         entries, self._prefetched = self._prefetched, None
@@ -84,7 +87,9 @@ class SSHStore(Store):
             yield entry
 
     async def _list(self) -> Entries:
-        raw = await self.run_script(scripts.list_script(self.root), "listing")
+        return self._entries(await request_listing(self.shell, self.root))
+
+    def _entries(self, raw: bytes) -> Entries:
         header, _, body = raw.partition(b"\n")
         words = header.decode(errors="replace").split()
         if not words or words[0] != scripts.LIST_MAGIC:

@@ -162,3 +162,9 @@ class RemoteShell:
             raise NetworkError(f"{what}: connection to {self.url} failed: {err}") from err
         stderr = done.stderr if isinstance(done.stderr, bytes) else b""
         raise scripts.remote_error(what, done.exit_status, stderr.decode(errors="replace"))
+
+
+def request_listing(shell: RemoteShell, root: str) -> Awaitable[bytes]:
+    """Ask the remote shell for the listing of ``root`` (``SSHStore.prefetch`` parses it).
+    Here rather than in the store so a push can send it before the store has loaded."""
+    return shell.run(scripts.list_script(root or "."), "listing")
