@@ -87,6 +87,24 @@ def test_first_push_then_noop_then_touch(ssh_server: sshd.SSHServer, tmp_path: P
     assert tree(remote) == selected_tree(src)
 
 
+def test_same_size_rewrites_are_resent(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    """A large file whose size is unchanged but whose content is: rewritten (its ends
+    differ: no whole-file hash needed) or edited in the middle (ends equal, digest not)."""
+    src = make_src(tmp_path / "src")
+    (src / "mid.bin").write_bytes(os.urandom(600_000))
+    remote = tmp_path / "remote"
+    push(ssh_server, src, ssh_server.dest(remote))
+    (src / "big.bin").write_bytes(os.urandom(600_000))
+    data = bytearray((src / "mid.bin").read_bytes())
+    data[300_000] ^= 0xFF
+    (src / "mid.bin").write_bytes(bytes(data))
+    os.utime(src / "run.sh")  # touched, and small: resent (cheaper than asking)
+    done = push(ssh_server, src, ssh_server.dest(remote))
+    assert sorted(done["sent"]) == ["big.bin", "mid.bin", "run.sh"]
+    assert tree(remote) == selected_tree(src)
+    assert push(ssh_server, src, ssh_server.dest(remote))["sent"] == []
+
+
 def test_delete_keeps_excluded_remote_files(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
     src = make_src(tmp_path / "src")
     (src / ".gitignore").write_text("outputs/\n*.log\n")

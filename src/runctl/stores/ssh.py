@@ -188,13 +188,12 @@ class SSHStore(Store):
         with contextlib.suppress(Exception):
             await self.run_script(f"rm -rf -- {quote(staging)}\n", "cleanup")
 
-    async def hashes(self, paths: Sequence[str]) -> tuple[str, Digests]:
-        """(algorithm, digest per path) for remote files, in one command."""
-        out = (await self.run_script(scripts.hash_script(self.root, paths), "hashing")).decode()
-        lines = out.splitlines()
-        algo = lines[0] if lines else "none"
-        digests = [None if d == "-" else d for d in lines[1:]]
-        return algo, (digests + [None] * len(paths))[: len(paths)]
+    async def hashes(self, command: str, items: Sequence[tuple[str, str]], sample: int) -> Digests:
+        """Digests of remote files, in one command (see ``ssh_scripts.hash_script``)."""
+        script = scripts.hash_script(self.root, command, items, sample)
+        lines = (await self.run_script(script, "hashing")).decode().splitlines()
+        digests = [None if d in ("-", "") else d for d in lines]
+        return (digests + [None] * len(items))[: len(items)]
 
     async def set_mtimes(self, mtimes: Sequence[tuple[str, float]]) -> None:
         if mtimes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -93,7 +92,6 @@ def test_symlinks_modes_and_empty_dirs(tmp_path: Path) -> None:
     assert list(entries) == sorted(entries)
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_git_work_tree(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     write(tmp_path, "tracked.py", "untracked.py", "wandb/run.bin", "data/small.csv", "forced.log")

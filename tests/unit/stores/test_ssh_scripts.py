@@ -23,7 +23,6 @@ def test_remote_error_codes() -> None:
     assert code(1, "weird") == "remote"
 
 
-@pytest.mark.skipif(shutil.which("perl") is None or shutil.which("find") is None, reason="needs perl, find")
 def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
     """The fallback lister (remotes without GNU find) must parse like GNU find's output."""
     for rel in ("a.py", "sp ace/b $x.py"):
@@ -47,3 +46,45 @@ def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
         return sorted((e.path, e.kind, e.size, e.mode, e.link, round(e.mtime, 2)) for e in entries)
 
     assert norm(perl) == norm(gnu)
+
+
+@pytest.mark.parametrize("tool", [h[0] for h in ssh_scripts.HASHERS])
+def test_hash_script_samples_then_digests(tmp_path: Path, tool: str) -> None:
+    """Run the remote hash script with the local sh: a file whose ends match gets its
+    whole digest, one whose ends differ gets SAMPLE_DIFFERS, a missing one too."""
+    import threading
+
+    from runctl.codesync.compare import _digest, _sample_digest
+
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} is not installed (the CI image installs it)")
+    picked = ssh_scripts.pick_hasher([tool])
+    assert picked is not None
+    algo, command = picked
+    sample = 4096
+    same, changed, middle = tmp_path / "same.bin", tmp_path / "changed.bin", tmp_path / "sp ace $x.bin"
+    for path in (same, changed, middle):
+        path.write_bytes(os.urandom(50_000))
+    expected = {p: _sample_digest(p, algo, sample) for p in (same, changed, middle)}
+    changed.write_bytes(os.urandom(50_000))  # rewritten: both ends differ
+    data = bytearray(middle.read_bytes())
+    data[25_000] ^= 0xFF  # only the middle differs: the sample matches, the digest does not
+    middle.write_bytes(bytes(data))
+    items = [(p.name, expected[p]) for p in (same, changed, middle)] + [("gone.bin", "0" * 64)]
+    script = ssh_scripts.hash_script(str(tmp_path), command, items, sample)
+    out = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, check=True).stdout
+    never = threading.Event()
+    assert out.decode().splitlines() == [
+        _digest(same, algo, never),
+        ssh_scripts.SAMPLE_DIFFERS,
+        _digest(middle, algo, never),
+        ssh_scripts.SAMPLE_DIFFERS,
+    ]
+    assert _digest(middle, algo, never) != _digest(same, algo, never)
+
+
+def test_pick_hasher_prefers_the_fastest() -> None:
+    fastest = ssh_scripts.pick_hasher(["md5sum", "sha256sum", "openssl"])
+    assert fastest == ("sha256", "openssl dgst -sha256 -r")
+    assert ssh_scripts.pick_hasher(["md5sum"]) == ("md5", "md5sum")
+    assert ssh_scripts.pick_hasher(["tar"]) is None
