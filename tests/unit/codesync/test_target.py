@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,12 @@ def test_import_asyncssh_leaves_out_x509_only() -> None:
         "assert 'asyncssh.crypto.x509' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_find_liboqs_looks_in_library_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runctl.codesync.target import _find_liboqs
+
+    (tmp_path / "libfoo.so").touch()
+    (tmp_path / "liboqs.so.5").touch()
+    monkeypatch.setenv("LD_LIBRARY_PATH", f"/nonexistent:{tmp_path}")
+    assert _find_liboqs() == str(tmp_path / "liboqs.so.5")
