@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests import sshd  # the same private sshd the tests use
 
+from installed import compile_runctl  # bench/ is sys.path[0] when run as a script
+
 EXCLUDES = [".git/", "__pycache__/", "*.pyc"]
 PIN_CLIENT = ["taskset", "-c", "0"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
 
@@ -113,6 +115,7 @@ def main() -> None:
         help="parent of the scratch directory (source tree and remote copies); e.g. /dev/shm",
     )
     args = parser.parse_args()
+    compile_runctl()
     work = Path(tempfile.mkdtemp(prefix="runctl-code-bench-", dir=args.workdir))
     server = sshd.start(work / "sshd", log_level="ERROR")
     if PIN_CLIENT:

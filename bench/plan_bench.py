@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from installed import compile_runctl  # bench/ is sys.path[0] when run as a script
 from runctl import local_s3
 
 
@@ -61,6 +62,7 @@ def main() -> None:
     )
     parser.add_argument("--keys", type=int, default=100_000)
     args = parser.parse_args()
+    compile_runctl()
     work = Path(tempfile.mkdtemp(prefix="runctl-plan-bench-"))
     server = local_s3.start(work / "s3", buckets=("bench",))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUNCTL_"))}

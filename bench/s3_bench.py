@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from installed import compile_runctl  # bench/ is sys.path[0] when run as a script
 from runctl import __version__ as runctl_version
 from runctl import local_s3
 
@@ -514,6 +515,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    compile_runctl()
     if shutil.which("taskset") is None:
         sys.exit("taskset (util-linux) is required")
     work = Path(tempfile.mkdtemp(prefix="runctl-bench-", dir=args.workdir))

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from installed import compile_runctl  # bench/ is sys.path[0] when run as a script
 from s3_bench import (
     BUCKET,
     RESULTS_DIR,
@@ -150,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = p.parse_args(argv)
+    compile_runctl()
     tools = [t for t in args.tools.split(",") if t]
     if any(t not in TOOLS for t in tools) or args.runs < 1:
         p.error("unknown tool or --runs < 1")
