@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ..errors import NotFoundError, RemoteToolMissingError
 from ..events import Reporter, null_reporter
@@ -31,14 +31,13 @@ if TYPE_CHECKING:
 Mode = Literal["incremental", "full"]
 
 
-@dataclass(frozen=True)
-class PushOptions:
+class PushOptions(NamedTuple):  # NamedTuples here: start-up is timed against rsync
     mode: Mode = "incremental"
     delete: bool = False
     dry_run: bool = False
     rules: tuple[Rule, ...] = ()
     """--exclude / --include in command-line order."""
-    ssh: ConnectOptions = field(default_factory=ConnectOptions)
+    ssh: ConnectOptions = ConnectOptions()
 
 
 @dataclass

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from ..errors import CredentialsError, HostKeyError, NetworkError, UsageError
@@ -26,8 +25,7 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 """AES-GCM runs on AES-NI; chacha20-poly1305 measured ~1.5x slower here."""
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     host: str
     path: str
     """Remote directory; relative paths are relative to the remote home."""
@@ -42,8 +40,7 @@ class Target:
         return f"{user}{self.host}:{self.path.rstrip('/')}/{port}"
 
 
-@dataclass(frozen=True)
-class ConnectOptions:
+class ConnectOptions(NamedTuple):
     config: Path | None = None
     identity: Path | None = None
     port: int | None = None
