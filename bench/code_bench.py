@@ -111,12 +111,14 @@ def main() -> None:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=None,
-        help="parent of the scratch directory (source tree and remote copies); e.g. /dev/shm",
+        default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None,
+        help="parent of the scratch directory (source tree and remote copies); default /dev/shm: "
+        "on these VMs creating 3,000 files on ext4 costs 0.8-3 s, varying run to run for every tool",
     )
     args = parser.parse_args()
     compile_runctl()
     work = Path(tempfile.mkdtemp(prefix="runctl-code-bench-", dir=args.workdir))
+    print(f"scratch directory: {work}")
     server = sshd.start(work / "sshd", log_level="ERROR")
     if PIN_CLIENT:
         pin = ["taskset", "-a", "-p", "-c", "1", str(server.pid)]
