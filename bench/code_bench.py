@@ -12,7 +12,9 @@ sshd is pinned to core 1 and the clients to core 0, so they do not fight for a c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -24,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests import sshd  # the same private sshd the tests use
+from tests import linkshaper, sshd  # the same private sshd the tests use
 
 from installed import compile_runctl  # bench/ is sys.path[0] when run as a script
 
@@ -62,8 +64,10 @@ def timed(cmd: list[str] | str) -> float:
     return time.perf_counter() - started
 
 
-def tools(server: sshd.SSHServer, src: Path, remote: Path) -> dict[str, Callable[[], float]]:
-    cfg = str(server.config)
+def tools(
+    server: sshd.SSHServer, config: Path, src: Path, remote: Path, runctl_args: list[str]
+) -> dict[str, Callable[[], float]]:
+    cfg = str(config)
     runctl = [
         *PIN_CLIENT,
         sys.executable,
@@ -77,6 +81,7 @@ def tools(server: sshd.SSHServer, src: Path, remote: Path) -> dict[str, Callable
         server.dest(remote / "runctl"),
         "-F",
         cfg,
+        *runctl_args,
     ]
     rsync = [
         *PIN_CLIENT,
@@ -115,6 +120,13 @@ def main() -> None:
         help="parent of the scratch directory (source tree and remote copies); default /dev/shm: "
         "on these VMs creating 3,000 files on ext4 costs 0.8-3 s, varying run to run for every tool",
     )
+    parser.add_argument(
+        "--link",
+        metavar="MBIT,MS",
+        help="put a shaped link between clients and sshd: bandwidth in Mbit/s and one-way delay "
+        "in ms (e.g. 100,15 for 100 Mbit/s and a 30 ms round trip)",
+    )
+    parser.add_argument("--runctl-args", default="", help='extra runctl flags, e.g. "--compress always"')
     args = parser.parse_args()
     compile_runctl()
     work = Path(tempfile.mkdtemp(prefix="runctl-code-bench-", dir=args.workdir))
@@ -123,10 +135,17 @@ def main() -> None:
     if PIN_CLIENT:
         pin = ["taskset", "-a", "-p", "-c", "1", str(server.pid)]
         subprocess.run(pin, check=True, stdout=subprocess.DEVNULL)
+    stack = contextlib.ExitStack()
     try:
+        config = server.config
+        if args.link:
+            mbit, delay_ms = (float(v) for v in args.link.split(","))
+            port = stack.enter_context(linkshaper.shaped(server.port, mbit, delay_ms))
+            config = link_config(server, port)
+            print(f"link: {mbit:g} Mbit/s, {2 * delay_ms:g} ms round trip (proxy port {port})")
         src, remote = work / "src", work / "remote"
         small = make_tree(src, args.files)
-        run = tools(server, src, remote)
+        run = tools(server, config, src, remote, shlex.split(args.runctl_args))
         times: dict[str, dict[str, list[float]]] = {}
 
         def record(case: str, rep: int, mutate: Callable[[], None] | None = None) -> None:
@@ -168,8 +187,20 @@ def main() -> None:
             )
         print("(tar|ssh always resends the whole tree: it has no incremental mode)")
     finally:
+        stack.close()
         sshd.stop(server)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def link_config(server: sshd.SSHServer, port: int) -> Path:
+    """The client ssh config and known_hosts, pointed at the shaping proxy's port."""
+    known = server.dir / "known_hosts_link"
+    known.write_text(f"[127.0.0.1]:{port} {server.host_pub_line}\n")
+    text = server.config.read_text().replace(f"Port {server.port}", f"Port {port}")
+    text = text.replace(str(server.known_hosts), str(known))
+    config = server.dir / "ssh_config_link"
+    config.write_text(text)
+    return config
 
 
 if __name__ == "__main__":

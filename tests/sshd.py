@@ -42,6 +42,11 @@ class SSHServer:
         return self.dir / "known_hosts"
 
     @property
+    def host_pub_line(self) -> str:
+        """``<type> <base64>`` of the host key, as known_hosts lines carry it."""
+        return " ".join((self.dir / "host_ed25519.pub").read_text().split()[:2])
+
+    @property
     def host_pub(self) -> str:
         return (self.dir / "host_ed25519.pub").read_text().split()[1]
 

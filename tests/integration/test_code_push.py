@@ -105,6 +105,24 @@ def test_same_size_rewrites_are_resent(ssh_server: sshd.SSHServer, tmp_path: Pat
     assert push(ssh_server, src, ssh_server.dest(remote))["sent"] == []
 
 
+def test_compressed_stream_both_modes(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    """--compress always gzips the stream (auto never does over loopback); the remote
+    tree is the same either way, in both modes."""
+    src = make_src(tmp_path / "src")
+    (src / "notes.txt").write_text("all work and no play\n" * 20_000)  # shrinks; big.bin is dense
+    plain = push(ssh_server, src, ssh_server.dest(tmp_path / "plain"))
+    assert "compression" not in plain  # auto, and the host is this machine
+    for mode in ("incremental", "full"):
+        remote = tmp_path / mode
+        doc = push(ssh_server, src, ssh_server.dest(remote), "--mode", mode, "--compress", "always")
+        assert doc["compression"] == "gzip" and len(doc["sent"]) == 6
+        assert tree(remote) == selected_tree(src)
+    (src / "pkg" / "a.py").write_text("print('changed')\n")
+    again = push(ssh_server, src, ssh_server.dest(tmp_path / "incremental"), "--compress", "always")
+    assert again["sent"] == ["pkg/a.py"] and again["compression"] == "gzip"
+    assert tree(tmp_path / "incremental") == selected_tree(src)
+
+
 def test_delete_keeps_excluded_remote_files(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
     src = make_src(tmp_path / "src")
     (src / ".gitignore").write_text("outputs/\n*.log\n")

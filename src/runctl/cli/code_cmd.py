@@ -68,6 +68,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="re-add paths an earlier rule or .gitignore dropped (repeatable)",
     )
     p.add_argument("--watch", action="store_true", help="keep pushing changes until Ctrl-C")
+    p.add_argument(
+        "--compress",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="gzip the stream (level 1, dense files stored as is); auto: unless the host is this machine",
+    )
     p.add_argument("-F", dest="ssh_config", type=Path, metavar="SSH_CONFIG", help="ssh config file")
     p.add_argument("-i", dest="identity", type=Path, metavar="IDENTITY", help="private key file")
     p.add_argument("--port", type=int, help="ssh port (overrides the config)")
@@ -91,6 +97,7 @@ def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Conso
         delete=args.delete,
         dry_run=args.dry_run,
         rules=tuple(args.rules or ()),
+        compress=args.compress,
         ssh=ConnectOptions(
             config=args.ssh_config,
             identity=args.identity,

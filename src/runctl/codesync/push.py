@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from ..errors import NotFoundError, RemoteToolMissingError
 from ..events import Reporter, null_reporter
 from ..filters import Rule
+from ..stores.gzip_stream import Compress, wanted
 from .target import ConnectOptions, Target, connect, parse_dest
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class PushOptions(NamedTuple):  # NamedTuples here: start-up is timed against rs
     rules: tuple[Rule, ...] = ()
     """--exclude / --include in command-line order."""
     ssh: ConnectOptions = ConnectOptions()
+    compress: Compress = "auto"
+    """gzip the tar stream: auto = unless the remote is this machine (see gzip_stream)."""
 
 
 @dataclass
@@ -52,6 +55,8 @@ class PushResult:
     seconds: float = 0.0
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
+    compression: str | None = None
+    """"gzip" when the tar stream was compressed."""
 
     ok: bool = True
 
@@ -71,6 +76,8 @@ class PushResult:
             doc["dry_run"] = True
         if self.warnings:
             doc["warnings"] = self.warnings
+        if self.compression:
+            doc["compression"] = self.compression
         return doc
 
 
@@ -145,6 +152,8 @@ class CodePush:
             deleted = [a.target for a in plan.deletes]
         if plan.copies and dst.tools and "tar" not in dst.tools:
             raise RemoteToolMissingError(f"tar is not installed on {dst.url}")
+        peer = self._conn.get_extra_info("peername")
+        dst.compress = "gzip" in dst.tools and wanted(opts.compress, peer[0] if peer else None)
         outcome = Outcome(skipped=len(plan.skips))
         if not opts.dry_run:
             if compare is not None:
@@ -163,6 +172,7 @@ class CodePush:
             seconds=time.monotonic() - started,
             dry_run=opts.dry_run,
             warnings=list(plan.warnings),
+            compression="gzip" if dst.compress and plan.copies and not opts.dry_run else None,
         )
 
 

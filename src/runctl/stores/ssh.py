@@ -25,6 +25,7 @@ from shlex import quote
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, RemoteToolMissingError
+from . import gzip_stream
 from . import ssh_scripts as scripts
 from . import tar_format as tar
 from .base import Entry, EntryKind, ProgressFn, Reader, Store
@@ -64,6 +65,8 @@ class SSHStore(Store):
         """Full mode: unpack batches into a fresh directory, then swap it into place."""
         self.keep: list[str] = []
         """Full mode: remote paths (top-most) moved back into the new tree after the swap."""
+        self.compress = False
+        """Send tar streams gzipped (see gzip_stream); the remote must have gzip."""
         self.shell = shell or RemoteShell(conn, url)
         self._sftp: Any = None
         self._prefetched: list[Entry] | None = None
@@ -159,11 +162,14 @@ class SSHStore(Store):
         if self.tools and "tar" not in self.tools:
             raise RemoteToolMissingError(f"tar is not installed on {self.url}")
 
+        decode = gzip_stream.DECODE if self.compress else None
+
         def feed(sink: Any) -> Awaitable[None]:
-            return _send_tar(entries, src, sink, on_bytes, on_done)
+            out = gzip_stream.GzipWriter(sink) if self.compress else sink
+            return _send_tar(entries, src, out, on_bytes, on_done)
 
         if not self.staging:
-            await self.shell.run_last(scripts.tar_command(self.root), "unpacking (tar)", feed)
+            await self.shell.run_last(scripts.tar_command(self.root, decode=decode), "unpacking (tar)", feed)
             return
         # Full mode: a failed or interrupted push leaves the old tree untouched.
         root = self.root.rstrip("/") or "/"
@@ -176,7 +182,7 @@ class SSHStore(Store):
         token = secrets.token_hex(4)
         staging = posixpath.join(parent, f".{name}{TMP_MARK}{token}")
         old = posixpath.join(parent, f".{name}.runctl-old-{token}")
-        script = scripts.staged_tar_script(root, staging, old, self.keep)
+        script = scripts.staged_tar_script(root, staging, old, self.keep, decode)
         try:
             await self.shell.run_last(script, "unpacking (tar) and replacing the tree", feed)
         except BaseException:

@@ -96,11 +96,11 @@ def list_script(root: str) -> str:
     which nearly every Unix has. A missing root is an empty listing, not an error.
     """
     return f"""
-cd -- {quote(root)} 2>/dev/null || {{ echo "{LIST_MAGIC} missing"; exit 0; }}
 caps=""
-for t in tar openssl sha256sum shasum md5sum; do
+for t in tar gzip openssl sha256sum shasum md5sum; do
   command -v "$t" >/dev/null 2>&1 && caps="$caps $t"
 done
+cd -- {quote(root)} 2>/dev/null || {{ echo "{LIST_MAGIC} missing$caps"; exit 0; }}
 if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then
   echo "{LIST_MAGIC} gnu$caps"
   exec find . -mindepth 1 -printf '%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0'
@@ -113,14 +113,17 @@ exit 127
 """
 
 
-def tar_command(target: str, *, fresh: bool = False) -> str:
+def tar_command(target: str, *, fresh: bool = False, decode: str | None = None) -> str:
     """Unpack a tar stream from stdin into ``target``. -p keeps modes (exec bits),
     -o never tries to chown (fails in containers), mtimes are restored by default.
-    ``fresh``: the target is a new staging directory that must not exist yet."""
+    ``fresh``: the target is a new staging directory that must not exist yet.
+    ``decode``: a command the stream goes through first (e.g. ``gzip -dc``); a broken
+    stream makes tar fail, and tar's status is the pipeline's."""
     make = f"mkdir -- {quote(target)}" if fresh else f"mkdir -p -- {quote(target)}"
+    unpack = f"{decode} | tar -x -p -o -f -" if decode else "exec tar -x -p -o -f -"
     return (
         f"command -v tar >/dev/null 2>&1 || {{ echo 'tar: not found' >&2; exit 127; }}; "
-        f"{make} && cd -- {quote(target)} && exec tar -x -p -o -f -"
+        f"{make} && cd -- {quote(target)} && {unpack}"
     )
 
 
@@ -214,11 +217,13 @@ fi
 """
 
 
-def staged_tar_script(root: str, staging: str, old: str, keep: Sequence[str]) -> str:
+def staged_tar_script(
+    root: str, staging: str, old: str, keep: Sequence[str], decode: str | None = None
+) -> str:
     """Full mode in one script: unpack stdin into a fresh staging directory, then swap
     it in (``swap_script``); on any failure remove the staging directory."""
     drop = f"rm -rf -- {quote(staging)}"
-    return f"""( {tar_command(staging, fresh=True)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
+    return f"""( {tar_command(staging, fresh=True, decode=decode)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
 (
 {swap_script(root, staging, old, keep)}) || {{ r_t=$?; {drop}; exit $r_t; }}
 """

@@ -1,0 +1,54 @@
+"""Compression of the tar stream for links slower than the disk: gzip, level 1, per chunk.
+
+gzip because every remote has it (``gzip -dc`` reads concatenated members as one
+stream), level 1 because it compresses source code at ~550 MB/s here. Deflate gains
+nothing on data that is already dense (checkpoints, archives, images) and manages only
+~45 MB/s on it, so each chunk becomes its own member: compressed when a sample of it
+shrinks, stored (level 0, memory speed) when it does not.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from typing import Any, Literal
+
+DECODE = "gzip -dc"
+"""The remote command that turns the stream back into a tar archive."""
+SAMPLE = 16 * 1024
+STORE_ABOVE = 0.9
+"""A chunk whose sample compresses to more than this fraction of its size is stored."""
+
+Compress = Literal["auto", "always", "never"]
+
+
+def wanted(setting: Compress, peer: str | None) -> bool:
+    """Whether to compress: ``auto`` compresses unless the peer is this machine
+    (loopback: no link to save, only CPU to spend)."""
+    if setting != "auto":
+        return setting == "always"
+    try:
+        return peer is None or not ipaddress.ip_address(peer.split("%")[0]).is_loopback
+    except ValueError:
+        return True  # a name, e.g. through a proxy: assume a real link
+
+
+def member(chunk: bytes) -> bytes:
+    """One gzip member holding ``chunk``."""
+    sample = chunk[:SAMPLE]
+    dense = len(sample) >= SAMPLE and len(zlib.compress(sample, 1)) > STORE_ABOVE * len(sample)
+    packer = zlib.compressobj(0 if dense else 1, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+    return packer.compress(chunk) + packer.flush()
+
+
+class GzipWriter:
+    """Wraps a channel writer: what is written goes out as gzip members."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    def write(self, data: bytes) -> None:
+        self.sink.write(member(bytes(data)))
+
+    async def drain(self) -> None:
+        await self.sink.drain()

@@ -1,0 +1,68 @@
+"""The gzip tar stream: members that gzip -dc joins back, dense chunks stored, and when to compress."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+from runctl.stores import gzip_stream, ssh_scripts
+
+
+def test_members_decode_as_one_stream_and_dense_chunks_are_stored() -> None:
+    text = b"".join(b"x = %d  # a line of source code\n" % i for i in range(40_000))
+    dense = os.urandom(1 << 20)
+    members = [gzip_stream.member(c) for c in (text, dense, b"tail", b"")]
+    assert len(members[0]) < len(text) // 5  # source code shrinks
+    assert len(dense) < len(members[1]) < len(dense) + 1024  # stored: no deflate pass wasted
+    out = subprocess.run(["gzip", "-dc"], input=b"".join(members), capture_output=True, check=True).stdout
+    assert out == text + dense + b"tail"
+
+
+def test_writer_wraps_a_channel() -> None:
+    class Sink:
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def write(self, data: bytes) -> None:
+            self.data += data
+
+    sink = Sink()
+    writer = gzip_stream.GzipWriter(sink)
+    writer.write(b"abc")
+    writer.write(bytearray(b"def"))
+    out = subprocess.run(["gzip", "-dc"], input=bytes(sink.data), capture_output=True, check=True).stdout
+    assert out == b"abcdef"
+
+
+def test_tar_command_decodes_before_unpacking(tmp_path: Path) -> None:
+    archive = io.BytesIO()
+    blob = os.urandom(100_000)
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("pkg/run.sh")
+        info.size, info.mode = 3, 0o755
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+        info = tarfile.TarInfo("pkg/blob.bin")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+    raw = archive.getvalue()
+    stream = gzip_stream.member(raw[:5000]) + gzip_stream.member(raw[5000:])
+    script = ssh_scripts.tar_command(str(tmp_path / "dest"), decode=gzip_stream.DECODE)
+    subprocess.run(["sh", "-c", script], input=stream, check=True)
+    run = tmp_path / "dest" / "pkg" / "run.sh"
+    assert run.read_bytes() == b"hi\n" and run.stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "dest" / "pkg" / "blob.bin").read_bytes() == blob
+    cut = subprocess.run(["sh", "-c", script], input=stream[: len(stream) // 2], capture_output=True)
+    assert cut.returncode != 0  # a stream cut inside a file fails the unpack
+
+
+def test_when_to_compress() -> None:
+    assert not gzip_stream.wanted("auto", "127.0.0.1")
+    assert not gzip_stream.wanted("auto", "::1")
+    assert gzip_stream.wanted("auto", "10.0.0.5")
+    assert gzip_stream.wanted("auto", "fe80::1%eth0")
+    assert gzip_stream.wanted("auto", None)  # no peer address (a tunnel): assume a real link
+    assert gzip_stream.wanted("always", "127.0.0.1")
+    assert not gzip_stream.wanted("never", "10.0.0.5")
