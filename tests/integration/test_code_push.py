@@ -6,6 +6,7 @@ import asyncio
 import os
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,49 @@ def test_compressed_stream_both_modes(ssh_server: sshd.SSHServer, tmp_path: Path
     again = push(ssh_server, src, ssh_server.dest(tmp_path / "incremental"), "--compress", "always")
     assert again["sent"] == ["pkg/a.py"] and again["compression"] == "gzip"
     assert tree(tmp_path / "incremental") == selected_tree(src)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: a remote disk that fills up (tests and CI run as root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_leaves_no_half_written_file(
+    ssh_server: sshd.SSHServer, tmp_path: Path, small_disk: Path
+) -> None:
+    """Files are unpacked aside and renamed into place: when the remote disk fills up,
+    the tree keeps its old files whole, and no partial file or staging dir is left."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("old\n")
+    push(ssh_server, src, ssh_server.dest(small_disk / "proj"))
+    (src / "a.py").write_text("new\n")
+    (src / "huge.bin").write_bytes(os.urandom(3_000_000))
+    for dest in ("proj", "fresh"):  # an update, and a first push
+        result = cli(
+            "-o",
+            "json",
+            "code",
+            "push",
+            str(src),
+            ssh_server.dest(small_disk / dest),
+            "-F",
+            str(ssh_server.config),
+        )
+        assert result.code == 8, result.out
+        assert result.json()["error"]["code"] == "remote_disk_full"  # type: ignore[index]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["proj"]
+    assert sorted(p.name for p in (small_disk / "proj").iterdir()) == ["a.py"]
+    assert (small_disk / "proj" / "a.py").read_text() == "old\n"
 
 
 def test_delete_keeps_excluded_remote_files(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:

@@ -168,10 +168,16 @@ class SSHStore(Store):
             out = gzip_stream.GzipWriter(sink) if self.compress else sink
             return _send_tar(entries, src, out, on_bytes, on_done)
 
-        if not self.staging:
-            await self.shell.run_last(scripts.tar_command(self.root, decode=decode), "unpacking (tar)", feed)
+        token = secrets.token_hex(4)
+        if not self.staging and self.exists:
+            # Into the existing tree: unpacked aside, then each file renamed into place.
+            files = [e.path for e in entries if e.kind != "dir"]
+            dirs = [(e.path, e.mode if e.mode is not None else 0o755) for e in entries if e.kind == "dir"]
+            script = scripts.staged_update_script(self.root, f"{TMP_MARK}{token}", files, dirs, decode)
+            await self.shell.run_last(script, "unpacking (tar)", feed)
             return
-        # Full mode: a failed or interrupted push leaves the old tree untouched.
+        # Full mode, or a first push: the tree is unpacked beside its place and renamed
+        # into it, so a failed or interrupted push leaves the old tree (or none) untouched.
         root = self.root.rstrip("/") or "/"
         parent, name = posixpath.split(root)
         if name in ("", ".", ".."):
@@ -179,7 +185,6 @@ class SSHStore(Store):
                 f"full mode needs a named destination directory, not {self.root!r}",
                 "Push into a subdirectory, e.g. host:project.",
             )
-        token = secrets.token_hex(4)
         staging = posixpath.join(parent, f".{name}{TMP_MARK}{token}")
         old = posixpath.join(parent, f".{name}.runctl-old-{token}")
         script = scripts.staged_tar_script(root, staging, old, self.keep, decode)
@@ -232,8 +237,8 @@ def _parse_listing(body: bytes) -> Entries:
     for i in range(0, len(fields) - scripts.FIELDS + 1, scripts.FIELDS):
         kind = _TYPES.get(fields[i])
         raw = fields[i + 4]
-        if kind is None or (_TMP_MARK in raw and _TMP_MARK in raw.rpartition(b"/")[2]):
-            continue  # sockets, fifos; leftovers of an interrupted write
+        if kind is None or _TMP_MARK in raw:
+            continue  # sockets, fifos; staging directories and leftovers of an interrupted write
         path = raw.decode(encoding, "surrogateescape")
         mtime, mode = float(fields[i + 2]), int(fields[i + 3], 8)
         if kind == "file":

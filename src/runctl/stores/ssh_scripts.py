@@ -13,6 +13,7 @@ channel costs a login shell start on the remote (``.bashrc`` with conda/pyenv in
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from shlex import quote
@@ -223,7 +224,9 @@ def staged_tar_script(
     """Full mode in one script: unpack stdin into a fresh staging directory, then swap
     it in (``swap_script``); on any failure remove the staging directory."""
     drop = f"rm -rf -- {quote(staging)}"
-    return f"""( {tar_command(staging, fresh=True, decode=decode)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
+    parent = quote(posixpath.dirname(staging) or ".")
+    return f"""mkdir -p -- {parent} || exit 1
+( {tar_command(staging, fresh=True, decode=decode)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
 (
 {swap_script(root, staging, old, keep)}) || {{ r_t=$?; {drop}; exit $r_t; }}
 """
@@ -235,10 +238,56 @@ def remote_error(what: str, status: int | None, stderr: str) -> RemoteError:
     last = text.splitlines()[-1] if text else f"exit status {status}"
     lowered = text.lower()
     message = f"{what} failed on the remote: {last}"
-    if "no space left" in lowered or "quota exceeded" in lowered:
+    # GNU tar reports a short write as "Wrote only N of M bytes", without the errno.
+    if "no space left" in lowered or "quota exceeded" in lowered or re.search(r"wrote only \d+ of", lowered):
         return RemoteDiskFullError(message)
-    if any(s in lowered for s in ("permission denied", "read-only file system", "not a directory")):
+    blocked = ("permission denied", "read-only file system", "not a directory", "file exists")
+    if any(s in lowered for s in blocked):  # "file exists": a file where a directory must go
         return RemoteNotWritableError(message)
     if status == 127 or "not found" in lowered:
         return RemoteToolMissingError(message)
     return RemoteError(message, "Run the command with -v, or check the remote machine's logs.")
+
+
+MOVE_BATCH = 500
+"""Paths per mkdir/mv command: far below any ARG_MAX, few processes per push."""
+
+
+def staged_update_script(
+    root: str, staging: str, files: Sequence[str], dirs: Sequence[tuple[str, int]], decode: str | None = None
+) -> str:
+    """Incremental mode into an existing tree: unpack stdin into ``staging`` (a fresh
+    directory inside ``root``, so on the same filesystem), then rename each file and
+    symlink into place with ``mv`` (one command per directory and batch; rename(2)
+    replaces a file whole), so an interrupted or failed push never leaves a half-written
+    file under its real name. ``dirs``: directories of the batch, with their modes."""
+    stage = '"$r_s"/'
+    steps: list[str] = []
+    made = sorted({d for d, _ in dirs} | {posixpath.dirname(f) for f in files} - {""})
+    for i in range(0, len(made), MOVE_BATCH):
+        steps.append("mkdir -p -- " + " ".join(quote(d) for d in made[i : i + MOVE_BATCH]))
+    by_mode: dict[int, list[str]] = {}
+    for d, mode in dirs:
+        by_mode.setdefault(mode & 0o7777, []).append(d)
+    for mode, group in sorted(by_mode.items()):
+        for i in range(0, len(group), MOVE_BATCH):
+            steps.append(f"chmod {mode:o} -- " + " ".join(quote(d) for d in group[i : i + MOVE_BATCH]))
+    by_dir: dict[str, list[str]] = {}
+    for f in files:
+        by_dir.setdefault(posixpath.dirname(f), []).append(f)
+    for folder, group in sorted(by_dir.items()):
+        dest = quote(folder + "/") if folder else "./"
+        for i in range(0, len(group), MOVE_BATCH):
+            sources = " ".join(stage + quote(f) for f in group[i : i + MOVE_BATCH])
+            steps.append(f"mv -f -- {sources} {dest}")
+    drop = 'rm -rf -- "$r_s"'
+    body = " &&\n  ".join(steps) if steps else ":"
+    return f"""cd -- {quote(root)} || exit 1
+r_s={quote(staging)}
+( {tar_command(staging, fresh=True, decode=decode)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
+{{
+  {body}
+}} || {{ r_t=$?; {drop}; exit $r_t; }}
+{drop}
+"""
+

@@ -18,6 +18,7 @@ def test_remote_error_codes() -> None:
         return ssh_scripts.remote_error("tar", status, stderr).code
 
     assert code(2, "tar: x: Cannot write: No space left on device") == "remote_disk_full"
+    assert code(2, "tar: x: Wrote only 4608 of 10240 bytes\ntar: Exiting with failure") == "remote_disk_full"
     assert code(2, "mkdir: cannot create directory 'x': Permission denied") == "remote_not_writable"
     assert code(127, "sh: 1: tar: not found") == "remote_tool_missing"
     assert code(1, "weird") == "remote"
