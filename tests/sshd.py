@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +71,10 @@ def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def start(root: Path, log_level: str = "VERBOSE") -> SSHServer:
+def start(root: Path, log_level: str = "VERBOSE", extra: Sequence[str] = ()) -> SSHServer:
     """Start sshd with everything under ``root`` (a fresh directory). At VERBOSE, sshd.log
-    has one "Starting session" line per exec channel (tests count them)."""
+    has one "Starting session" line per exec channel (tests count them). ``extra``: more
+    sshd_config lines (e.g. ``SetEnv PATH=...`` for a remote that lacks a tool)."""
     if not os.access(SSHD, os.X_OK):
         raise RuntimeError(
             f"{SSHD} is missing: apt-get install -y --no-install-recommends "
@@ -104,6 +106,7 @@ def start(root: Path, log_level: str = "VERBOSE") -> SSHServer:
                 "MaxSessions 64",
                 "MaxStartups 64:30:128",
                 f"LogLevel {log_level}",
+                *extra,
                 "",
             ]
         )

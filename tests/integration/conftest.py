@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,33 @@ from tests import sshd
 @pytest.fixture(scope="session")
 def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.SSHServer]:
     server = sshd.start(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        sshd.stop(server)
+
+
+NO_TAR_TOOLS = [
+    *("sh", "bash", "find", "mkdir", "cat", "dd", "tail", "head", "mv", "rm", "chmod", "touch"),
+    *("gzip", "sha256sum", "md5sum", "openssl", "env", "ls", "sed", "grep", "cut", "tr", "sort"),
+    *("uniq", "wc", "dirname", "basename", "readlink", "uname", "id", "mktemp", "date"),
+]
+
+
+@pytest.fixture(scope="session")
+def no_tar_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.SSHServer]:
+    """A real sshd whose sessions see a PATH without tar (the usual tools, symlinked).
+    HOME points at an empty directory too: the login shell must not run the real
+    ~/.bashrc with that PATH (a pyenv init there rewrites pyenv's shims, and with
+    half the tools missing it leaves none)."""
+    tools = tmp_path_factory.mktemp("no-tar-bin")
+    for name in NO_TAR_TOOLS:
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    assert not (tools / "tar").exists()
+    home = tmp_path_factory.mktemp("no-tar-home")
+    server = sshd.start(tmp_path_factory.mktemp("sshd-no-tar"), extra=[f"SetEnv PATH={tools} HOME={home}"])
     try:
         yield server
     finally:

@@ -167,6 +167,34 @@ def test_disk_full_leaves_no_half_written_file(
     assert (small_disk / "proj" / "a.py").read_text() == "old\n"
 
 
+def test_remote_without_tar_gets_files_over_sftp(no_tar_server: sshd.SSHServer, tmp_path: Path) -> None:
+    """A remote whose PATH has no tar: incremental pushes go over SFTP (many files in
+    flight, each to a temporary name then renamed); full mode is refused with exit 10."""
+    src = make_src(tmp_path / "src")
+    remote = tmp_path / "remote"
+    first = push(no_tar_server, src, no_tar_server.dest(remote))
+    assert sorted(first["sent"]) == ["big.bin", "link.py", "pkg/a.py", "pkg/sub/b.py", "run.sh"]
+    assert tree(remote) == selected_tree(src)  # content, exec bit, symlink, empty dirs
+    assert push(no_tar_server, src, no_tar_server.dest(remote))["sent"] == []  # whole-second mtimes
+    (src / "pkg" / "a.py").write_text("print('changed over sftp')\n")
+    assert push(no_tar_server, src, no_tar_server.dest(remote))["sent"] == ["pkg/a.py"]
+    assert tree(remote) == selected_tree(src)
+    full = cli(
+        "-o",
+        "json",
+        "code",
+        "push",
+        str(src),
+        no_tar_server.dest(tmp_path / "full"),
+        "--mode",
+        "full",
+        "-F",
+        str(no_tar_server.config),
+    )
+    assert full.code == 10
+    assert full.json()["error"]["code"] == "remote_tool_missing"  # type: ignore[index]
+
+
 def test_delete_keeps_excluded_remote_files(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
     src = make_src(tmp_path / "src")
     (src / ".gitignore").write_text("outputs/\n*.log\n")

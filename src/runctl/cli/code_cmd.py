@@ -112,15 +112,16 @@ def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Conso
         return 0
     with reporter_for(console, "push") as report:
         result = run(push_async(args.local_dir, args.dest, options, report))
+    partial = 0 if result.ok else 1  # some files failed (each was reported as it failed)
     if console.json:
         console.document(result.to_dict())
-        return 0
+        return partial
     if result.dry_run or console.verbose:
         verb = "(dry run) would" if result.dry_run else ""
         console.lines(_listing(verb, "send", result.sent))
         console.lines(_listing(verb, "delete", result.deleted))
     console.lines([summary(result)])
-    return 0
+    return partial
 
 
 def _listing(verb: str, what: str, paths: Sequence[str]) -> list[str]:
@@ -139,4 +140,6 @@ def summary(result: PushResult) -> str:
     if result.deleted:
         parts.append(f"{'would delete' if result.dry_run else 'deleted'} {len(result.deleted)}")
     parts.append(f"{result.unchanged} unchanged")
+    if result.failed:
+        parts.append(f"{len(result.failed)} failed")
     return f"{result.destination}: " + ", ".join(parts) + f" in {result.seconds:.2f}s ({result.mode})"

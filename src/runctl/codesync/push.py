@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # remote login shell starts (~100-150 ms) instead of before the connection.
 
 Mode = Literal["incremental", "full"]
+SFTP_FILES_IN_FLIGHT = 64
 
 
 class PushOptions(NamedTuple):  # NamedTuples here: start-up is timed against rsync
@@ -57,6 +58,8 @@ class PushResult:
     warnings: list[str] = field(default_factory=list)
     compression: str | None = None
     """"gzip" when the tar stream was compressed."""
+    failed: list[dict[str, str]] = field(default_factory=list)
+    """Files that could not be written (SFTP, one at a time, when the remote has no tar)."""
 
     ok: bool = True
 
@@ -78,6 +81,8 @@ class PushResult:
             doc["warnings"] = self.warnings
         if self.compression:
             doc["compression"] = self.compression
+        if self.failed:
+            doc["failed"] = self.failed
         return doc
 
 
@@ -134,7 +139,7 @@ class CodePush:
     async def _push(
         self, dst: SSHStore, listing: asyncio.Future[None], selecting: asyncio.Task[Selection], started: float
     ) -> PushResult:
-        from ..engine.execute import Outcome, execute
+        from ..engine.execute import ExecOptions, Outcome, execute
         from .compare import CodeCompare
         from .selection import SelectedStore
 
@@ -150,8 +155,11 @@ class CodePush:
             compare = CodeCompare(src, dst)
             plan = await plan_sync(src, dst, compare, delete=opts.delete, allow=selection.allow())
             deleted = [a.target for a in plan.deletes]
-        if plan.copies and dst.tools and "tar" not in dst.tools:
-            raise RemoteToolMissingError(f"tar is not installed on {dst.url}")
+        if plan.copies and opts.mode == "full" and dst.tools and "tar" not in dst.tools:
+            raise RemoteToolMissingError(
+                f"tar is not installed on {dst.url}: full mode needs it",
+                "Install tar there, or push with --mode incremental (SFTP, one file at a time).",
+            )
         peer = self._conn.get_extra_info("peername")
         dst.compress = "gzip" in dst.tools and wanted(opts.compress, peer[0] if peer else None)
         outcome = Outcome(skipped=len(plan.skips))
@@ -159,13 +167,16 @@ class CodePush:
             if compare is not None:
                 # Before the tar stream: the tar is the last script of the remote shell.
                 await dst.set_mtimes(compare.touch)
-            outcome = await execute(plan, src, dst, self.reporter)
+            # Without tar the files go over SFTP, one request stream each: many at once.
+            lanes = ExecOptions() if dst.batch_writes else ExecOptions(concurrency=SFTP_FILES_IN_FLIGHT)
+            outcome = await execute(plan, src, dst, self.reporter, lanes)
         dirs = {e.path for e in selection.entries if e.kind == "dir"}  # reported: files and links
+        failed = {f.path for f in outcome.failed}
         return PushResult(
             mode=opts.mode,
             source=str(self.root),
             destination=self.target.url,
-            sent=[a.path for a in plan.copies if a.path not in dirs],
+            sent=[a.path for a in plan.copies if a.path not in dirs and a.path not in failed],
             deleted=deleted,
             unchanged=sum(1 for a in plan.skips if a.path not in dirs),
             bytes=outcome.bytes,
@@ -173,6 +184,8 @@ class CodePush:
             dry_run=opts.dry_run,
             warnings=list(plan.warnings),
             compression="gzip" if dst.compress and plan.copies and not opts.dry_run else None,
+            failed=[{"path": f.path, "error": f.error} for f in outcome.failed],
+            ok=not outcome.failed,
         )
 
 

@@ -14,6 +14,7 @@ asyncssh is imported lazily: it costs ~180 ms, which only SSH commands should pa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import posixpath
@@ -24,7 +25,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from shlex import quote
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError, RemoteToolMissingError
+from ..errors import (
+    NotFoundError,
+    RemoteDiskFullError,
+    RemoteError,
+    RemoteNotWritableError,
+    RemoteToolMissingError,
+)
 from . import gzip_stream
 from . import ssh_scripts as scripts
 from . import tar_format as tar
@@ -99,6 +106,11 @@ class SSHStore(Store):
             raise NotFoundError(f"unexpected listing from {self.url}: {header[:80]!r}")
         self.exists = words[1] != "missing"
         self.tools = set(words[2:])
+        if "tar" not in self.tools:
+            # No tar there: one SFTP write per file (many in flight), whose mtimes
+            # SFTP (version 3) carries in whole seconds.
+            self.batch_writes = False
+            self.mtime_precision = 1.0
         if len(words) > 1 and words[1] == "perl":
             self.mtime_precision = 1.0  # perl without Time::HiRes gives whole seconds
         return sorted(_parse_listing(body), key=lambda e: e.path)
@@ -123,7 +135,16 @@ class SSHStore(Store):
         return _SFTPReader(sftp, self._abs(path), entry, offset, length)
 
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
-        """One file over SFTP: temporary name, then rename (atomic on the remote)."""
+        """One file over SFTP: temporary name, then rename (atomic on the remote). Used
+        when the remote has no tar: the engine then runs many of these at once."""
+        import asyncssh
+
+        try:
+            await self._sftp_write(path, src, entry, progress)
+        except asyncssh.SFTPError as exc:
+            raise _sftp_error(path, exc) from exc
+
+    async def _sftp_write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
         sftp = await self._sftp_client()
         final = self._abs(path)
         await sftp.makedirs(posixpath.dirname(final) or ".", exist_ok=True)
@@ -212,9 +233,12 @@ class SSHStore(Store):
 
     async def close(self) -> None:
         await self.shell.close()
-        if self._sftp is not None:
-            self._sftp.exit()
-            self._sftp = None
+        sftp, self._sftp = self._sftp, None
+        if sftp is not None:
+            if sftp.done() and not sftp.cancelled() and sftp.exception() is None:
+                sftp.result().exit()
+            else:
+                sftp.cancel()
 
     # -- helpers -------------------------------------------------------------------
 
@@ -222,9 +246,27 @@ class SSHStore(Store):
         return posixpath.join(self.root, path)
 
     async def _sftp_client(self) -> Any:
-        if self._sftp is None:
-            self._sftp = await self.conn.start_sftp_client()
-        return self._sftp
+        import asyncssh
+
+        if self._sftp is None:  # one client shared by every concurrent writer
+            self._sftp = asyncio.ensure_future(self.conn.start_sftp_client())
+        try:
+            return await asyncio.shield(self._sftp)
+        except (OSError, asyncssh.Error) as exc:
+            self._sftp = None
+            hint = "Install tar (or enable SFTP) on the remote machine."
+            raise RemoteToolMissingError(f"{self.url} has no SFTP server ({exc})", hint) from exc
+
+
+def _sftp_error(path: str, exc: Exception) -> RemoteError:
+    import asyncssh
+
+    message = f"writing {path} over SFTP failed: {getattr(exc, 'reason', '') or exc}"
+    if isinstance(exc, asyncssh.SFTPPermissionDenied):
+        return RemoteNotWritableError(message)
+    if isinstance(exc, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded):
+        return RemoteDiskFullError(message)
+    return RemoteError(message, "Check the remote directory, its permissions and free space.")
 
 
 def _parse_listing(body: bytes) -> Entries:
