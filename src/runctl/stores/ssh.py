@@ -72,6 +72,8 @@ class SSHStore(Store):
         """Full mode: unpack batches into a fresh directory, then swap it into place."""
         self.keep: list[str] = []
         """Full mode: remote paths (top-most) moved back into the new tree after the swap."""
+        self.remote_dirs: set[str] = set()
+        """Directories the last listing saw (a batch needs no mkdir for them)."""
         self.compress = False
         """Send tar streams gzipped (see gzip_stream); the remote must have gzip."""
         self.shell = shell or RemoteShell(conn, url)
@@ -113,7 +115,9 @@ class SSHStore(Store):
             self.mtime_precision = 1.0
         if len(words) > 1 and words[1] == "perl":
             self.mtime_precision = 1.0  # perl without Time::HiRes gives whole seconds
-        return sorted(_parse_listing(body), key=lambda e: e.path)
+        entries = sorted(_parse_listing(body), key=lambda e: e.path)
+        self.remote_dirs = {e.path for e in entries if e.kind == "dir"}
+        return entries
 
     async def stat(self, path: str) -> Entry | None:
         import asyncssh
@@ -194,7 +198,8 @@ class SSHStore(Store):
             # Into the existing tree: unpacked aside, then each file renamed into place.
             files = [e.path for e in entries if e.kind != "dir"]
             dirs = [(e.path, e.mode if e.mode is not None else 0o755) for e in entries if e.kind == "dir"]
-            script = scripts.staged_update_script(self.root, f"{TMP_MARK}{token}", files, dirs, decode)
+            stage = f"{TMP_MARK}{token}"
+            script = scripts.staged_update_script(self.root, stage, files, dirs, decode, self.remote_dirs)
             await self.shell.run_last(script, "unpacking (tar)", feed)
             return
         # Full mode, or a first push: the tree is unpacked beside its place and renamed

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from shlex import quote
 
@@ -254,16 +254,23 @@ MOVE_BATCH = 500
 
 
 def staged_update_script(
-    root: str, staging: str, files: Sequence[str], dirs: Sequence[tuple[str, int]], decode: str | None = None
+    root: str,
+    staging: str,
+    files: Sequence[str],
+    dirs: Sequence[tuple[str, int]],
+    decode: str | None = None,
+    existing: Collection[str] = (),
 ) -> str:
     """Incremental mode into an existing tree: unpack stdin into ``staging`` (a fresh
     directory inside ``root``, so on the same filesystem), then rename each file and
     symlink into place with ``mv`` (one command per directory and batch; rename(2)
     replaces a file whole), so an interrupted or failed push never leaves a half-written
-    file under its real name. ``dirs``: directories of the batch, with their modes."""
+    file under its real name. ``dirs``: directories of the batch, with their modes;
+    ``existing``: directories the remote already has (no mkdir process for them)."""
     stage = '"$r_s"/'
     steps: list[str] = []
-    made = sorted({d for d, _ in dirs} | {posixpath.dirname(f) for f in files} - {""})
+    wanted = {d for d, _ in dirs} | {posixpath.dirname(f) for f in files}
+    made = sorted(d for d in wanted if d and d not in existing)
     for i in range(0, len(made), MOVE_BATCH):
         steps.append("mkdir -p -- " + " ".join(quote(d) for d in made[i : i + MOVE_BATCH]))
     by_mode: dict[int, list[str]] = {}

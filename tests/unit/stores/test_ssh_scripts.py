@@ -89,3 +89,36 @@ def test_pick_hasher_prefers_the_fastest() -> None:
     assert fastest == ("sha256", "openssl dgst -sha256 -r")
     assert ssh_scripts.pick_hasher(["md5sum"]) == ("md5", "md5sum")
     assert ssh_scripts.pick_hasher(["tar"]) is None
+
+
+def test_staged_update_renames_files_into_place(tmp_path: Path) -> None:
+    """The incremental unpack, run by the local sh: files replaced whole, new
+    directories made with their modes, the staging directory gone afterwards."""
+    import io
+    import tarfile
+
+    root = tmp_path / "root"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "a.py").write_text("old")
+    (root / "pkg" / "keep.py").write_text("untouched")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, data in [("pkg/a.py", b"new"), ("new dir/b $x.py", b"b"), ("top.py", b"t")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("new dir")
+        info.type, info.mode = tarfile.DIRTYPE, 0o700
+        tar.addfile(info)
+    files = ["pkg/a.py", "new dir/b $x.py", "top.py"]
+    script = ssh_scripts.staged_update_script(
+        str(root), ".runctl-tmp-test", files, [("new dir", 0o700)], existing={"pkg"}
+    )
+    assert "mkdir -p -- 'new dir'" in script and "mkdir -p -- pkg" not in script
+    subprocess.run(["sh", "-c", script], input=archive.getvalue(), check=True)
+    assert (root / "pkg" / "a.py").read_text() == "new"
+    assert (root / "pkg" / "keep.py").read_text() == "untouched"
+    assert (root / "new dir" / "b $x.py").read_text() == "b"
+    assert (root / "new dir").stat().st_mode & 0o777 == 0o700
+    assert (root / "top.py").read_text() == "t"
+    assert not (root / ".runctl-tmp-test").exists()
