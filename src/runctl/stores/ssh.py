@@ -189,16 +189,18 @@ class SSHStore(Store):
 
         decode = gzip_stream.DECODE if self.compress else None
 
+        token = secrets.token_hex(4)
+        in_tree = not self.staging and self.exists
+        stage = f"{TMP_MARK}{token}"
+
         def feed(sink: Any) -> Awaitable[None]:
             out = gzip_stream.GzipWriter(sink) if self.compress else sink
-            return _send_tar(entries, src, out, on_bytes, on_done)
+            return _send_tar(entries, src, out, on_bytes, on_done, prefix=f"{stage}/" if in_tree else "")
 
-        token = secrets.token_hex(4)
-        if not self.staging and self.exists:
+        if in_tree:
             # Into the existing tree: unpacked aside, then each file renamed into place.
             files = [e.path for e in entries if e.kind != "dir"]
             dirs = [(e.path, e.mode if e.mode is not None else 0o755) for e in entries if e.kind == "dir"]
-            stage = f"{TMP_MARK}{token}"
             script = scripts.staged_update_script(self.root, stage, files, dirs, decode, self.remote_dirs)
             await self.shell.run_last(script, "unpacking (tar)", feed)
             return
@@ -302,10 +304,12 @@ async def _send_tar(
     sink: Any,
     on_bytes: Callable[[str, int], None],
     on_done: Callable[[str], None],
+    prefix: str = "",
 ) -> None:
     """Write a POSIX (pax) tar of ``entries`` to ``sink``; pax keeps nanosecond mtimes.
     Headers and small files are gathered into large writes; the data of large files
-    goes to the channel as read, without another copy."""
+    goes to the channel as read, without another copy. ``prefix``: a directory the
+    members are put in (the remote tar then creates it: no mkdir process)."""
     buf = bytearray()
 
     async def send(data: bytes | bytearray) -> None:
@@ -321,16 +325,17 @@ async def _send_tar(
         mode = entry.mode if entry.mode is not None else (0o755 if entry.kind == "dir" else 0o644)
         mtime_ns = round(entry.mtime * 1e9)
         local = src.local_file(entry.path) if entry.kind == "file" else None
+        name = prefix + entry.path
         if entry.kind == "dir":
-            buf += tar.member_header(entry.path, tar.DIRECTORY, mtime_ns=mtime_ns, mode=mode)
+            buf += tar.member_header(name, tar.DIRECTORY, mtime_ns=mtime_ns, mode=mode)
         elif entry.kind == "symlink":
             link = entry.link or ""
-            buf += tar.member_header(entry.path, tar.SYMLINK, mtime_ns=mtime_ns, mode=mode, link=link)
+            buf += tar.member_header(name, tar.SYMLINK, mtime_ns=mtime_ns, mode=mode, link=link)
         elif local is not None:
-            await _add_local_file(local, mode, buf, flush, send, entry.path, on_bytes)
+            await _add_local_file(local, mode, buf, flush, send, entry.path, on_bytes, name)
         else:
             reader = await src.open(entry.path)
-            buf += tar.member_header(entry.path, tar.REGULAR, size=reader.size, mtime_ns=mtime_ns, mode=mode)
+            buf += tar.member_header(name, tar.REGULAR, size=reader.size, mtime_ns=mtime_ns, mode=mode)
             async for chunk in reader.chunks():
                 buf += chunk
                 on_bytes(entry.path, len(chunk))
@@ -350,12 +355,13 @@ async def _add_local_file(
     send: Callable[[bytes], Awaitable[None]],
     path: str,
     on_bytes: Callable[[str, int], None],
+    name: str,
 ) -> None:
     """Header from a fresh fstat (the file may have changed since listing), then exactly
     that many bytes, so the archive stays well-formed even if the file changes meanwhile."""
     with open(local, "rb", buffering=0) as fh:
         st = os.fstat(fh.fileno())
-        buf += tar.member_header(path, tar.REGULAR, size=st.st_size, mtime_ns=st.st_mtime_ns, mode=mode)
+        buf += tar.member_header(name, tar.REGULAR, size=st.st_size, mtime_ns=st.st_mtime_ns, mode=mode)
         left = st.st_size
         direct = left >= DIRECT_AT
         if direct:

@@ -261,8 +261,9 @@ def staged_update_script(
     decode: str | None = None,
     existing: Collection[str] = (),
 ) -> str:
-    """Incremental mode into an existing tree: unpack stdin into ``staging`` (a fresh
-    directory inside ``root``, so on the same filesystem), then rename each file and
+    """Incremental mode into an existing tree: unpack stdin, whose members all lie in
+    ``staging`` (a fresh directory inside ``root``, so on the same filesystem; tar
+    creates it), then rename each file and
     symlink into place with ``mv`` (one command per directory and batch; rename(2)
     replaces a file whole), so an interrupted or failed push never leaves a half-written
     file under its real name. ``dirs``: directories of the batch, with their modes;
@@ -289,9 +290,11 @@ def staged_update_script(
             steps.append(f"mv -f -- {sources} {dest}")
     drop = 'rm -rf -- "$r_s"'
     body = " &&\n  ".join(steps) if steps else ":"
+    unpack = f"{decode} | tar -x -p -o -f -" if decode else "tar -x -p -o -f -"
     return f"""cd -- {quote(root)} || exit 1
 r_s={quote(staging)}
-( {tar_command(staging, fresh=True, decode=decode)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
+command -v tar >/dev/null 2>&1 || {{ echo 'tar: not found' >&2; exit 127; }}
+{unpack} || {{ r_t=$?; {drop}; exit $r_t; }}
 {{
   {body}
 }} || {{ r_t=$?; {drop}; exit $r_t; }}

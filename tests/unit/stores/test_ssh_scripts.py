@@ -104,10 +104,10 @@ def test_staged_update_renames_files_into_place(tmp_path: Path) -> None:
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for name, data in [("pkg/a.py", b"new"), ("new dir/b $x.py", b"b"), ("top.py", b"t")]:
-            info = tarfile.TarInfo(name)
+            info = tarfile.TarInfo(".runctl-tmp-test/" + name)  # members lie in the staging dir
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-        info = tarfile.TarInfo("new dir")
+        info = tarfile.TarInfo(".runctl-tmp-test/new dir")
         info.type, info.mode = tarfile.DIRTYPE, 0o700
         tar.addfile(info)
     files = ["pkg/a.py", "new dir/b $x.py", "top.py"]
