@@ -24,10 +24,15 @@ def _no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def push(server: sshd.SSHServer, src: Path, dest: str, *extra: str) -> dict[str, Any]:
-    result = cli("-o", "json", "code", "push", str(src), dest, "-F", str(server.config), *extra)
+    result = run_push(server, src, dest, *extra)
     assert result.code == 0, result.out + result.err
     doc: dict[str, Any] = result.json()  # type: ignore[assignment]
     return doc
+
+
+def run_push(server: sshd.SSHServer, src: Path, dest: str, *extra: str) -> Any:
+    """`runctl -o json code push` with the server's ssh config; the CLI result as is."""
+    return cli("-o", "json", "code", "push", str(src), dest, "-F", str(server.config), *extra)
 
 
 def tree(root: Path) -> dict[str, tuple[str, object]]:
@@ -150,16 +155,7 @@ def test_disk_full_leaves_no_half_written_file(
     (src / "a.py").write_text("new\n")
     (src / "huge.bin").write_bytes(os.urandom(3_000_000))
     for dest in ("proj", "fresh"):  # an update, and a first push
-        result = cli(
-            "-o",
-            "json",
-            "code",
-            "push",
-            str(src),
-            ssh_server.dest(small_disk / dest),
-            "-F",
-            str(ssh_server.config),
-        )
+        result = run_push(ssh_server, src, ssh_server.dest(small_disk / dest))
         assert result.code == 8, result.out
         assert result.json()["error"]["code"] == "remote_disk_full"  # type: ignore[index]
     assert sorted(p.name for p in small_disk.iterdir()) == ["proj"]
@@ -179,18 +175,7 @@ def test_remote_without_tar_gets_files_over_sftp(no_tar_server: sshd.SSHServer, 
     (src / "pkg" / "a.py").write_text("print('changed over sftp')\n")
     assert push(no_tar_server, src, no_tar_server.dest(remote))["sent"] == ["pkg/a.py"]
     assert tree(remote) == selected_tree(src)
-    full = cli(
-        "-o",
-        "json",
-        "code",
-        "push",
-        str(src),
-        no_tar_server.dest(tmp_path / "full"),
-        "--mode",
-        "full",
-        "-F",
-        str(no_tar_server.config),
-    )
+    full = run_push(no_tar_server, src, no_tar_server.dest(tmp_path / "full"), "--mode", "full")
     assert full.code == 10
     assert full.json()["error"]["code"] == "remote_tool_missing"  # type: ignore[index]
 
@@ -329,18 +314,7 @@ def test_wrong_client_key_refused(ssh_server: sshd.SSHServer, tmp_path: Path) ->
     wrong = tmp_path / "wrong"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
     src = make_src(tmp_path / "src")
-    result = cli(
-        "-o",
-        "json",
-        "code",
-        "push",
-        str(src),
-        ssh_server.dest(tmp_path / "r"),
-        "-F",
-        str(ssh_server.config),
-        "-i",
-        str(wrong),
-    )
+    result = run_push(ssh_server, src, ssh_server.dest(tmp_path / "r"), "-i", str(wrong))
     assert result.code == 3
     assert result.json()["error"]["code"] == "credentials"  # type: ignore[index]
 
@@ -362,16 +336,7 @@ def test_connection_refused(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
 def test_remote_not_writable(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where a directory should be")
-    result = cli(
-        "-o",
-        "json",
-        "code",
-        "push",
-        str(make_src(tmp_path / "src")),
-        ssh_server.dest(blocker / "sub"),
-        "-F",
-        str(ssh_server.config),
-    )
+    result = run_push(ssh_server, make_src(tmp_path / "src"), ssh_server.dest(blocker / "sub"))
     assert result.code == 9
     assert result.json()["error"]["code"] == "remote_not_writable"  # type: ignore[index]
 
@@ -436,8 +401,6 @@ def test_failed_tar_never_runs_streamed_bytes(ssh_server: sshd.SSHServer, tmp_pa
     (src / "evil.sh").write_text(payload * 2000)
     blocker = tmp_path / "file"
     blocker.write_text("a file where a directory should be")
-    result = cli(
-        "-o", "json", "code", "push", str(src), ssh_server.dest(blocker / "sub"), "-F", str(ssh_server.config)
-    )
+    result = run_push(ssh_server, src, ssh_server.dest(blocker / "sub"))
     assert result.code == 9
     assert not marker.exists()
