@@ -6,6 +6,7 @@ import asyncio
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,28 @@ def test_remote_without_tar_gets_files_over_sftp(no_tar_server: sshd.SSHServer, 
     full = run_push(no_tar_server, src, no_tar_server.dest(tmp_path / "full"), "--mode", "full")
     assert full.code == 10
     assert full.json()["error"]["code"] == "remote_tool_missing"  # type: ignore[index]
+
+
+def test_leftovers_of_interrupted_pushes(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    """A staging dir or temporary file an interrupted push left is never listed as
+    part of the tree; an hour later the next push that sends something removes it."""
+    src = make_src(tmp_path / "src")
+    remote = tmp_path / "remote"
+    push(ssh_server, src, ssh_server.dest(remote))
+    stale_dir = remote / ".runctl-tmp-0badc0de"
+    (stale_dir / "pkg").mkdir(parents=True)
+    (stale_dir / "pkg" / "a.py").write_text("half")
+    stale_file = remote / "pkg" / ".a.py.runctl-tmp-12345678"
+    stale_file.write_text("half")
+    fresh_dir = remote / ".runctl-tmp-feedf00d"  # maybe a push running right now
+    fresh_dir.mkdir()
+    old = time.time() - 7200
+    for path in (stale_dir, stale_file):
+        os.utime(path, (old, old))
+    assert push(ssh_server, src, ssh_server.dest(remote), "--delete")["deleted"] == []
+    (src / "pkg" / "a.py").write_text("print('again')\n")
+    assert push(ssh_server, src, ssh_server.dest(remote))["sent"] == ["pkg/a.py"]
+    assert not stale_dir.exists() and not stale_file.exists() and fresh_dir.exists()
 
 
 def test_delete_keeps_excluded_remote_files(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:

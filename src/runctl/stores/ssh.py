@@ -21,6 +21,7 @@ import posixpath
 import secrets
 import stat
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from shlex import quote
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 
 FLUSH_AT = 1024 * 1024
 """Bytes buffered before a write to the channel: few, large writes keep the stream fast."""
+LEFTOVER_AGE = 3600.0
+"""Seconds after which a staging dir or temporary file is taken as abandoned (a push
+still running beside this one would be younger)."""
 DIRECT_AT = 256 * 1024
 """Files at least this large go to the channel chunk by chunk, not through the buffer."""
 _TYPES: dict[bytes, EntryKind] = {b"f": "file", b"d": "dir", b"l": "symlink"}
@@ -72,6 +76,9 @@ class SSHStore(Store):
         """Full mode: unpack batches into a fresh directory, then swap it into place."""
         self.keep: list[str] = []
         """Full mode: remote paths (top-most) moved back into the new tree after the swap."""
+        self.leftovers: list[str] = []
+        """Staging dirs and temporary files an interrupted push left (an hour old or more):
+        removed by the next batch."""
         self.remote_dirs: set[str] = set()
         """Directories the last listing saw (a batch needs no mkdir for them)."""
         self.compress = False
@@ -115,7 +122,10 @@ class SSHStore(Store):
             self.mtime_precision = 1.0
         if len(words) > 1 and words[1] == "perl":
             self.mtime_precision = 1.0  # perl without Time::HiRes gives whole seconds
-        entries = sorted(_parse_listing(body), key=lambda e: e.path)
+        found: list[tuple[str, float]] = []
+        entries = sorted(_parse_listing(body, found), key=lambda e: e.path)
+        cutoff = time.time() - LEFTOVER_AGE
+        self.leftovers = [path for path, mtime in found if mtime < cutoff]
         self.remote_dirs = {e.path for e in entries if e.kind == "dir"}
         return entries
 
@@ -201,7 +211,9 @@ class SSHStore(Store):
             # Into the existing tree: unpacked aside, then each file renamed into place.
             files = [e.path for e in entries if e.kind != "dir"]
             dirs = [(e.path, e.mode if e.mode is not None else 0o755) for e in entries if e.kind == "dir"]
-            script = scripts.staged_update_script(self.root, stage, files, dirs, decode, self.remote_dirs)
+            script = scripts.staged_update_script(
+                self.root, stage, files, dirs, decode, self.remote_dirs, self.leftovers
+            )
             await self.shell.run_last(script, "unpacking (tar)", feed)
             return
         # Full mode, or a first push: the tree is unpacked beside its place and renamed
@@ -276,9 +288,10 @@ def _sftp_error(path: str, exc: Exception) -> RemoteError:
     return RemoteError(message, "Check the remote directory, its permissions and free space.")
 
 
-def _parse_listing(body: bytes) -> Entries:
+def _parse_listing(body: bytes, leftovers: list[tuple[str, float]] | None = None) -> Entries:
     """Entries from the NUL-separated records of ``list_script`` (a hot loop: a no-change
-    push of a few thousand files spends most of its post-listing time here)."""
+    push of a few thousand files spends most of its post-listing time here). Staging
+    directories and temporary files are left out; ``leftovers`` gets (path, mtime) of each."""
     fields = body.split(b"\0")
     entries: Entries = []
     append = entries.append
@@ -287,6 +300,8 @@ def _parse_listing(body: bytes) -> Entries:
         kind = _TYPES.get(fields[i])
         raw = fields[i + 4]
         if kind is None or _TMP_MARK in raw:
+            if leftovers is not None and kind is not None and _TMP_MARK in raw.rpartition(b"/")[2]:
+                leftovers.append((raw.decode(encoding, "surrogateescape"), float(fields[i + 2])))
             continue  # sockets, fifos; staging directories and leftovers of an interrupted write
         path = raw.decode(encoding, "surrogateescape")
         mtime, mode = float(fields[i + 2]), int(fields[i + 3], 8)

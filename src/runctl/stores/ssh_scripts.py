@@ -260,6 +260,7 @@ def staged_update_script(
     dirs: Sequence[tuple[str, int]],
     decode: str | None = None,
     existing: Collection[str] = (),
+    leftovers: Sequence[str] = (),
 ) -> str:
     """Incremental mode into an existing tree: unpack stdin, whose members all lie in
     ``staging`` (a fresh directory inside ``root``, so on the same filesystem; tar
@@ -267,7 +268,8 @@ def staged_update_script(
     symlink into place with ``mv`` (one command per directory and batch; rename(2)
     replaces a file whole), so an interrupted or failed push never leaves a half-written
     file under its real name. ``dirs``: directories of the batch, with their modes;
-    ``existing``: directories the remote already has (no mkdir process for them)."""
+    ``existing``: directories the remote already has (no mkdir process for them);
+    ``leftovers``: what interrupted pushes left behind, removed first."""
     stage = '"$r_s"/'
     steps: list[str] = []
     wanted = {d for d, _ in dirs} | {posixpath.dirname(f) for f in files}
@@ -291,8 +293,9 @@ def staged_update_script(
     drop = 'rm -rf -- "$r_s"'
     body = " &&\n  ".join(steps) if steps else ":"
     unpack = f"{decode} | tar -x -p -o -f -" if decode else "tar -x -p -o -f -"
+    clean = f"rm -rf -- {' '.join(quote(p) for p in leftovers)}\n" if leftovers else ""
     return f"""cd -- {quote(root)} || exit 1
-r_s={quote(staging)}
+{clean}r_s={quote(staging)}
 command -v tar >/dev/null 2>&1 || {{ echo 'tar: not found' >&2; exit 127; }}
 {unpack} || {{ r_t=$?; {drop}; exit $r_t; }}
 {{
