@@ -31,9 +31,10 @@ def push(server: sshd.SSHServer, src: Path, dest: str, *extra: str) -> dict[str,
     return doc
 
 
-def run_push(server: sshd.SSHServer, src: Path, dest: str, *extra: str) -> Any:
-    """`runctl -o json code push` with the server's ssh config; the CLI result as is."""
-    return cli("-o", "json", "code", "push", str(src), dest, "-F", str(server.config), *extra)
+def run_push(server: sshd.SSHServer, src: Path, dest: str, *extra: str, text: bool = False) -> Any:
+    """`runctl -o json code push` (or text output) with the server's ssh config; the CLI result as is."""
+    output = () if text else ("-o", "json")
+    return cli(*output, "code", "push", str(src), dest, "-F", str(server.config), *extra)
 
 
 def tree(root: Path) -> dict[str, tuple[str, object]]:
@@ -319,17 +320,8 @@ def test_changed_host_key_refused_even_with_accept_new(ssh_server: sshd.SSHServe
     known = tmp_path / "known_hosts"
     fake_key = " ".join(Path(f"{other}.pub").read_text().split()[:2])
     known.write_text(f"[127.0.0.1]:{ssh_server.port} {fake_key}\n")
-    result = cli(
-        "code",
-        "push",
-        str(make_src(tmp_path / "src")),
-        ssh_server.dest(tmp_path / "r"),
-        "-F",
-        str(ssh_server.config),
-        "--known-hosts",
-        str(known),
-        "--accept-new-host-key",
-    )
+    src, dest = make_src(tmp_path / "src"), ssh_server.dest(tmp_path / "r")
+    result = run_push(ssh_server, src, dest, "--known-hosts", str(known), "--accept-new-host-key", text=True)
     assert result.code == 7 and "does not match" in result.err and "Traceback" not in result.err
 
 
@@ -343,16 +335,8 @@ def test_wrong_client_key_refused(ssh_server: sshd.SSHServer, tmp_path: Path) ->
 
 
 def test_connection_refused(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
-    result = cli(
-        "code",
-        "push",
-        str(make_src(tmp_path / "src")),
-        ssh_server.dest(tmp_path / "r"),
-        "-F",
-        str(ssh_server.config),
-        "--port",
-        str(sshd.free_port()),
-    )
+    src, dest = make_src(tmp_path / "src"), ssh_server.dest(tmp_path / "r")
+    result = run_push(ssh_server, src, dest, "--port", str(sshd.free_port()), text=True)
     assert result.code == 5 and "refused" in result.err and "hint:" in result.err
 
 

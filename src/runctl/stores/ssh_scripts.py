@@ -114,18 +114,21 @@ exit 127
 """
 
 
-def tar_command(target: str, *, fresh: bool = False, decode: str | None = None) -> str:
-    """Unpack a tar stream from stdin into ``target``. -p keeps modes (exec bits),
-    -o never tries to chown (fails in containers), mtimes are restored by default.
-    ``fresh``: the target is a new staging directory that must not exist yet.
+TAR_PRESENT = "command -v tar >/dev/null 2>&1 || { echo 'tar: not found' >&2; exit 127; }"
+"""Fails with status 127 and the message that ``remote_error`` maps to exit 10."""
+
+
+def unpack_command(decode: str | None = None) -> str:
+    """Unpack a tar stream from stdin into the current directory. -p keeps modes (exec
+    bits), -o never tries to chown (fails in containers), mtimes are restored by default.
     ``decode``: a command the stream goes through first (e.g. ``gzip -dc``); a broken
     stream makes tar fail, and tar's status is the pipeline's."""
-    make = f"mkdir -- {quote(target)}" if fresh else f"mkdir -p -- {quote(target)}"
-    unpack = f"{decode} | tar -x -p -o -f -" if decode else "exec tar -x -p -o -f -"
-    return (
-        f"command -v tar >/dev/null 2>&1 || {{ echo 'tar: not found' >&2; exit 127; }}; "
-        f"{make} && cd -- {quote(target)} && {unpack}"
-    )
+    return f"{decode} | tar -x -p -o -f -" if decode else "tar -x -p -o -f -"
+
+
+def tar_command(target: str, decode: str | None = None) -> str:
+    """Unpack stdin into ``target``, a new staging directory that must not exist yet."""
+    return f"{TAR_PRESENT}; mkdir -- {quote(target)} && cd -- {quote(target)} && {unpack_command(decode)}"
 
 
 def delete_script(root: str, paths: Iterable[str]) -> str:
@@ -226,7 +229,7 @@ def staged_tar_script(
     drop = f"rm -rf -- {quote(staging)}"
     parent = quote(posixpath.dirname(staging) or ".")
     return f"""mkdir -p -- {parent} || exit 1
-( {tar_command(staging, fresh=True, decode=decode)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
+( {tar_command(staging, decode)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
 (
 {swap_script(root, staging, old, keep)}) || {{ r_t=$?; {drop}; exit $r_t; }}
 """
@@ -292,15 +295,13 @@ def staged_update_script(
             steps.append(f"mv -f -- {sources} {dest}")
     drop = 'rm -rf -- "$r_s"'
     body = " &&\n  ".join(steps) if steps else ":"
-    unpack = f"{decode} | tar -x -p -o -f -" if decode else "tar -x -p -o -f -"
     clean = f"rm -rf -- {' '.join(quote(p) for p in leftovers)}\n" if leftovers else ""
     return f"""cd -- {quote(root)} || exit 1
 {clean}r_s={quote(staging)}
-command -v tar >/dev/null 2>&1 || {{ echo 'tar: not found' >&2; exit 127; }}
-{unpack} || {{ r_t=$?; {drop}; exit $r_t; }}
+{TAR_PRESENT}
+{unpack_command(decode)} || {{ r_t=$?; {drop}; exit $r_t; }}
 {{
   {body}
 }} || {{ r_t=$?; {drop}; exit $r_t; }}
 {drop}
 """
-

@@ -49,13 +49,14 @@ def test_tar_command_decodes_before_unpacking(tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(blob))
     raw = archive.getvalue()
     stream = gzip_stream.member(raw[:5000]) + gzip_stream.member(raw[5000:])
-    script = ssh_scripts.tar_command(str(tmp_path / "dest"), decode=gzip_stream.DECODE)
+    script = ssh_scripts.tar_command(str(tmp_path / "dest"), gzip_stream.DECODE)
     subprocess.run(["sh", "-c", script], input=stream, check=True)
     run = tmp_path / "dest" / "pkg" / "run.sh"
     assert run.read_bytes() == b"hi\n" and run.stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "dest" / "pkg" / "blob.bin").read_bytes() == blob
-    cut = subprocess.run(["sh", "-c", script], input=stream[: len(stream) // 2], capture_output=True)
-    assert cut.returncode != 0  # a stream cut inside a file fails the unpack
+    again = ssh_scripts.tar_command(str(tmp_path / "again"), gzip_stream.DECODE)
+    cut = subprocess.run(["sh", "-c", again], input=stream[: len(stream) // 2], capture_output=True)
+    assert cut.returncode != 0 and (tmp_path / "again").is_dir()  # unpacking began, then failed
 
 
 def test_when_to_compress() -> None:
