@@ -46,11 +46,13 @@ class FileDeleted(NamedTuple):
     path: str
 
 
-class Warning(NamedTuple):
+class Notice(NamedTuple):
+    """A warning for the user (not ``builtins.Warning``, which the old name shadowed)."""
+
     message: str
 
 
-Event = Planned | BytesMoved | FileDone | FileSkipped | FileFailed | FileDeleted | Warning
+Event = Planned | BytesMoved | FileDone | FileSkipped | FileFailed | FileDeleted | Notice
 Reporter = Callable[[Event], None]
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..events import BytesMoved, Event, FileDone, FileFailed, Planned, Reporter, Warning
+from ..events import BytesMoved, Event, FileDone, FileFailed, Notice, Planned, Reporter
 from .console import Console
 
 
@@ -42,7 +42,7 @@ def reporter_for(console: Console, label: str) -> Iterator[Reporter]:
 
     def report(event: Event) -> None:
         nonlocal task, done_files, total_files
-        if isinstance(event, Warning):
+        if isinstance(event, Notice):
             if bar is not None:
                 bar.console.print(f"warning: {event.message}", style="yellow", markup=False)
             else:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..aio import unwrap_groups
 from ..errors import NetworkError, RunctlError
-from ..events import BytesMoved, FileDeleted, FileDone, FileFailed, FileSkipped, Planned, Reporter, Warning
+from ..events import BytesMoved, FileDeleted, FileDone, FileFailed, FileSkipped, Notice, Planned, Reporter
 from ..stores.base import Store
 from .plan import Action, Plan
 
@@ -61,7 +61,7 @@ async def execute(
     started = time.monotonic()
     out = Outcome(skipped=len(plan.skips))
     for message in plan.warnings:
-        reporter(Warning(message))
+        reporter(Notice(message))
     for action in plan.skips:
         reporter(FileSkipped(action.target, action.reason))
     copies = plan.copies
