@@ -14,6 +14,9 @@ Path rules follow ``aws s3 cp``:
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +28,16 @@ from .events import Reporter, null_reporter
 from .results import ListResult, TransferResult
 from .settings import Settings
 from .stores.base import Store
-from .stores.local import LocalStore
-from .stores.s3 import S3Store, parse_s3_url
+from .stores.factory import LOCAL, open_s3, open_store, scheme_of
 
 
-def as_dir_prefix(key: str) -> str:
-    return key if not key or key.endswith("/") else key + "/"
+@dataclass
+class Job:
+    """A planned transfer: what to do, and between which two (open) stores."""
 
-
-def s3_store(url: str, settings: Settings, *, directory: bool) -> tuple[S3Store, str]:
-    """An S3 store for ``url`` and the key relative to it ("" for directory stores)."""
-    loc = parse_s3_url(url)
-    prefix = as_dir_prefix(loc.key) if directory else ""
-    store = S3Store(
-        loc.bucket,
-        prefix,
-        settings.s3_options(),
-        part_size=settings.part_size,
-        parts_in_flight=settings.parts_in_flight,
-    )
-    return store, ("" if directory else loc.key)
-
-
-def local_store(root: Path, settings: Settings) -> LocalStore:
-    return LocalStore(root, part_size=settings.download_range, parts_in_flight=settings.parts_in_flight)
+    plan: Plan
+    src: Store
+    dst: Store
 
 
 def exec_options(settings: Settings) -> ExecOptions:
@@ -56,22 +45,128 @@ def exec_options(settings: Settings) -> ExecOptions:
 
 
 async def transfer(
-    command: str,
-    plan: Plan,
-    src: Store,
-    dst: Store,
-    settings: Settings,
-    reporter: Reporter,
-    dry_run: bool = False,
+    command: str, job: Job, settings: Settings, reporter: Reporter, dry_run: bool = False
 ) -> TransferResult:
-    """Execute ``plan`` (or only describe it, for a dry run) and wrap the outcome."""
+    """Execute the job's plan (or only describe it, for a dry run) and wrap the outcome."""
     if dry_run:
-        outcome = Outcome(skipped=len(plan.skips))
+        outcome = Outcome(skipped=len(job.plan.skips))
     else:
-        outcome = await execute(plan, src, dst, reporter, exec_options(settings))
-    result = TransferResult.from_outcome(command, src.url, dst.url, plan, outcome)
+        outcome = await execute(job.plan, job.src, job.dst, reporter, exec_options(settings))
+    result = TransferResult.from_outcome(command, job.src.url, job.dst.url, job.plan, outcome)
     result.dry_run = dry_run
     return result
+
+
+# Planning is separate from executing so that another executor (--use-s5cmd) can run
+# the same plan, or at least announce its size.
+@asynccontextmanager
+async def prepare_upload(
+    src: str | os.PathLike[str],
+    dst: str,
+    *,
+    recursive: bool = False,
+    settings: Settings,
+    allow: PathFilter | None = None,
+) -> AsyncIterator[Job]:
+    path = Path(src)
+    if not path.exists():
+        raise NotFoundError(f"local path not found: {path}", "Check the path.")
+    if recursive and not path.is_dir():
+        raise UsageError(f"{path} is a file, not a directory", "Drop --recursive to upload one file.")
+    if not recursive and path.is_dir():
+        raise UsageError(f"{path} is a directory", "Add --recursive to upload a directory.")
+    store, key = open_store(dst, settings, directory=recursive, scheme="s3")
+    source, name = open_store(path, settings, directory=recursive, scheme=LOCAL)
+    async with source, store:
+        if recursive:
+            plan = await plan_copy_all(source.list(), where=str(path) + "/", allow=allow)
+        else:
+            if not key or key.endswith("/"):
+                key += path.name
+            entry = await source.stat(name)
+            assert entry is not None
+            plan = plan_single(entry, key)
+        yield Job(plan, source, store)
+
+
+@asynccontextmanager
+async def prepare_download(
+    src: str,
+    dst: str | os.PathLike[str],
+    *,
+    recursive: bool = False,
+    settings: Settings,
+    allow: PathFilter | None = None,
+) -> AsyncIterator[Job]:
+    target = Path(dst)
+    if recursive:
+        store, _ = open_store(src, settings, directory=True, scheme="s3")
+        async with store:
+            plan = await plan_copy_all(store.list(), where=store.url, allow=allow)
+            if not plan.actions and not plan.warnings:
+                raise NotFoundError(
+                    f"no objects found under {store.url}", "Check the prefix with `runctl s3 list`."
+                )
+            local, _ = open_store(target, settings, directory=True, scheme=LOCAL)
+            async with local:
+                yield Job(plan, store, local)
+        return
+    store, key = open_store(src, settings, directory=False, scheme="s3")
+    if not key or key.endswith("/"):
+        raise UsageError(f"{src} names a prefix, not an object", "Add --recursive to download a prefix.")
+    async with store:
+        entry = await store.stat(key)
+        if entry is None:
+            raise NotFoundError(f"object not found: {src}", "Use --recursive to download a prefix.")
+        if str(dst).endswith(("/", os.sep)) or target.is_dir():
+            target = target / key.rsplit("/", 1)[-1]
+        local, name = open_store(target, settings, directory=False, scheme=LOCAL)
+        async with local:
+            yield Job(plan_single(entry, name), store, local)
+
+
+@asynccontextmanager
+async def prepare_sync(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    delete: bool = False,
+    size_only: bool = False,
+    checksum: bool = False,
+    settings: Settings,
+    allow: PathFilter | None = None,
+) -> AsyncIterator[Job]:
+    from .engine.compare import Checksum, Compare, SizeAndMtime
+    from .engine.sync_plan import plan_sync
+
+    if (scheme_of(src) == LOCAL) == (scheme_of(dst) == LOCAL):
+        raise UsageError(
+            f"sync needs one local directory and one s3:// location, got {str(src)!r} and {str(dst)!r}",
+            "e.g. runctl s3 sync ./data s3://bucket/data",
+        )
+    if size_only and checksum:
+        raise UsageError("--size-only and --checksum cannot be combined")
+    if scheme_of(src) == LOCAL and not Path(src).is_dir():
+        raise NotFoundError(f"local directory not found: {src}", "sync copies a directory's contents.")
+    source, _ = open_store(src, settings, directory=True)
+    target, _ = open_store(dst, settings, directory=True)
+    compare: Compare
+    if checksum:
+        compare = Checksum(source, target)
+    elif size_only:
+        compare = Compare(source, target)
+    else:
+        compare = SizeAndMtime(source, target)
+    async with source, target:
+        plan = await plan_sync(
+            source,
+            target,
+            compare,
+            delete=delete,
+            allow=allow,
+            checks_in_flight=max(32, settings.concurrency),
+        )
+        yield Job(plan, source, target)
 
 
 async def upload_async(
@@ -84,27 +179,8 @@ async def upload_async(
     allow: PathFilter | None = None,
 ) -> TransferResult:
     settings = settings or Settings()
-    path = Path(src)
-    if not path.exists():
-        raise NotFoundError(f"local path not found: {path}", "Check the path.")
-    if recursive:
-        if not path.is_dir():
-            raise UsageError(f"{path} is a file, not a directory", "Drop --recursive to upload one file.")
-        store, _ = s3_store(dst, settings, directory=True)
-        source = local_store(path, settings)
-        plan = await plan_copy_all(source.list(), where=str(path) + "/", allow=allow)
-    else:
-        if path.is_dir():
-            raise UsageError(f"{path} is a directory", "Add --recursive to upload a directory.")
-        store, key = s3_store(dst, settings, directory=False)
-        if not key or key.endswith("/"):
-            key += path.name
-        source = local_store(path.parent, settings)
-        entry = await source.stat(path.name)
-        assert entry is not None
-        plan = plan_single(entry, key)
-    async with store:
-        return await transfer("upload", plan, source, store, settings, reporter)
+    async with prepare_upload(src, dst, recursive=recursive, settings=settings, allow=allow) as job:
+        return await transfer("upload", job, settings, reporter)
 
 
 async def download_async(
@@ -117,38 +193,13 @@ async def download_async(
     allow: PathFilter | None = None,
 ) -> TransferResult:
     settings = settings or Settings()
-    target = Path(dst)
-    if recursive:
-        store, _ = s3_store(src, settings, directory=True)
-        async with store:
-            plan = await plan_copy_all(store.list(), where=store.url, allow=allow)
-            if not plan.actions and not plan.warnings:
-                raise NotFoundError(
-                    f"no objects found under {store.url}", "Check the prefix with `runctl s3 list`."
-                )
-            return await transfer("download", plan, store, local_store(target, settings), settings, reporter)
-    store, key = s3_store(src, settings, directory=False)
-    if not key or key.endswith("/"):
-        raise UsageError(f"{src} names a prefix, not an object", "Add --recursive to download a prefix.")
-    async with store:
-        entry = await store.stat(key)
-        if entry is None:
-            raise NotFoundError(f"object not found: {src}", "Use --recursive to download a prefix.")
-        if str(dst).endswith(("/", os.sep)) or target.is_dir():
-            target = target / key.rsplit("/", 1)[-1]
-        return await transfer(
-            "download",
-            plan_single(entry, target.name),
-            store,
-            local_store(target.parent, settings),
-            settings,
-            reporter,
-        )
+    async with prepare_download(src, dst, recursive=recursive, settings=settings, allow=allow) as job:
+        return await transfer("download", job, settings, reporter)
 
 
 async def list_async(url: str, *, recursive: bool = False, settings: Settings | None = None) -> ListResult:
     settings = settings or Settings()
-    store, _ = s3_store(url, settings, directory=True)
+    store, _ = open_s3(url, settings, directory=True)  # S3 only: one level needs list_dir
     async with store:
         if recursive:
             objects = [e async for e in store.list()]
@@ -178,43 +229,12 @@ async def sync_async(
     ``delete`` removes destination files missing from the source, never files the
     filter excludes.
     """
-    from .engine.compare import Checksum, Compare, SizeAndMtime
-    from .engine.sync_plan import plan_sync
-
     settings = settings or Settings()
-    src_s, dst_s = str(src), str(dst)
-    if src_s.startswith("s3://") == dst_s.startswith("s3://"):
-        raise UsageError(
-            f"sync needs one local directory and one s3:// location, got {src_s!r} and {dst_s!r}",
-            "e.g. runctl s3 sync ./data s3://bucket/data",
-        )
-    if size_only and checksum:
-        raise UsageError("--size-only and --checksum cannot be combined")
-    if src_s.startswith("s3://"):
-        source: Store = s3_store(src_s, settings, directory=True)[0]
-        target: Store = local_store(Path(dst_s), settings)
-    else:
-        if not Path(src_s).is_dir():
-            raise NotFoundError(f"local directory not found: {src_s}", "sync copies a directory's contents.")
-        source = local_store(Path(src_s), settings)
-        target = s3_store(dst_s, settings, directory=True)[0]
-    compare: Compare
-    if checksum:
-        compare = Checksum(source, target, settings.part_size)
-    elif size_only:
-        compare = Compare(source, target)
-    else:
-        compare = SizeAndMtime(source, target)
-    async with source, target:
-        plan = await plan_sync(
-            source,
-            target,
-            compare,
-            delete=delete,
-            allow=allow,
-            checks_in_flight=max(32, settings.concurrency),
-        )
-        return await transfer("sync", plan, source, target, settings, reporter, dry_run=dry_run)
+    prepared = prepare_sync(
+        src, dst, delete=delete, size_only=size_only, checksum=checksum, settings=settings, allow=allow
+    )
+    async with prepared as job:
+        return await transfer("sync", job, settings, reporter, dry_run=dry_run)
 
 
 def sync(src: str | os.PathLike[str], dst: str | os.PathLike[str], **kwargs: Any) -> TransferResult:

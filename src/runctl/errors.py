@@ -114,13 +114,6 @@ class RemoteToolMissingError(RemoteError):
     default_hint = "Install it on the remote machine (e.g. apt-get install tar findutils)."
 
 
-class TransferError(RunctlError):
-    """Some items of a transfer failed; the others completed (exit 1)."""
-
-    exit_code = 1
-    code = "partial_failure"
-
-
 class LocalIOError(RunctlError):
     """A local file could not be read or written (disk full, permission): exit 1."""
 

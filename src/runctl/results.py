@@ -1,33 +1,64 @@
-"""Result objects returned by the public API (and rendered by the CLI)."""
+"""Result objects returned by the public API (and rendered by the CLI).
+
+Every command's result is a ``Result``: one JSON writer, so every document has
+``"ok"`` and ``"command"`` and the fields a copy between two stores always has.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .engine.execute import Failure, Outcome
-from .engine.plan import Plan
-from .stores.base import Entry
+if TYPE_CHECKING:  # not at run time: code push imports this before it connects
+    from .engine.execute import Failure, Outcome
+    from .engine.plan import Plan
+    from .stores.base import Entry
 
 
 @dataclass
-class TransferResult:
+class Result:
+    """What a command between a source and a destination did."""
+
     command: str
     source: str
     destination: str
-    files: int = 0
     bytes: int = 0
     seconds: float = 0.0
     failed: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    deleted: int = 0
-    skipped: int = 0
     dry_run: bool = False
-    plan: Plan | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "ok": self.ok,
+            "command": self.command,
+            "source": self.source,
+            "destination": self.destination,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "failed": [f.to_dict() for f in self.failed],
+            "warnings": self.warnings,
+        }
+        if self.dry_run:
+            doc["dry_run"] = True
+        doc.update(self.details())
+        return doc
+
+    def details(self) -> dict[str, Any]:
+        """The command's own fields."""
+        return {}
+
+
+@dataclass
+class TransferResult(Result):
+    files: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    plan: Plan | None = None
 
     @property
     def copied(self) -> int:
@@ -51,23 +82,14 @@ class TransferResult:
             plan=plan,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def details(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "ok": self.ok,
-            "command": self.command,
-            "source": self.source,
-            "destination": self.destination,
             "files": self.files,
-            "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "failed": [f.to_dict() for f in self.failed],
-            "warnings": self.warnings,
             "copied": self.copied,
             "deleted": self.deleted,
             "skipped": self.skipped,
         }
         if self.dry_run:
-            doc["dry_run"] = True
             doc["plan"] = [a.to_dict() for a in self.plan.actions] if self.plan else []
         return doc
 

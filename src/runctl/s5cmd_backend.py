@@ -4,6 +4,10 @@ s5cmd has no --recursive: directories and prefixes are expressed with wildcards
 (``dir/*``, ``s3://b/p/*``). Its ``--json`` output (one object per line on stdout,
 errors on stderr) is folded into the same TransferResult the native engine returns,
 so the JSON document, text summary and exit codes match.
+
+Before s5cmd starts, the transfer is planned exactly as the native path plans it (same
+listing, filters and change test), so the progress bar knows its totals (``Planned``);
+each file s5cmd reports then moves the bar by its size.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import api
+from .aio import run
 from .engine.execute import Failure
 from .engine.plan import Action, Plan
 from .errors import (
@@ -27,7 +34,8 @@ from .errors import (
     RunctlError,
     UsageError,
 )
-from .events import FileDone, Reporter, null_reporter
+from .events import BytesMoved, FileDone, Planned, Reporter, null_reporter
+from .filters import Rule, from_flags
 from .results import TransferResult
 from .settings import Settings
 
@@ -53,7 +61,7 @@ def build_argv(
     delete: bool = False,
     dry_run: bool = False,
     size_only: bool = False,
-    rules: list[tuple[str, str]] | None = None,
+    rules: Sequence[Rule] | None = None,
 ) -> list[str]:
     argv = [
         s5cmd_binary(),
@@ -109,6 +117,8 @@ def run_s5cmd(
         raise NotFoundError(f"local path not found: {src}", "Check the path.")
     argv = build_argv(command, src, dst, settings, **options)
     started = time.monotonic()
+    if not options.get("dry_run"):
+        reporter(run(planned(command, src, dst, settings, **options)))  # the bar's totals
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     result = TransferResult(command, src, dst, dry_run=bool(options.get("dry_run")))
     plan = Plan()
@@ -127,7 +137,9 @@ def run_s5cmd(
             result.files += 1
             result.bytes += size
             plan.actions.append(Action("copy", target, size, "s5cmd"))
-            reporter(FileDone(target, size))
+            if not result.dry_run:  # a dry run's records are would-be copies: nothing moved
+                reporter(BytesMoved(target, size))  # s5cmd tells only of whole files
+                reporter(FileDone(target, size))
     stderr = proc.stderr.read()
     code = proc.wait()
     result.seconds = time.monotonic() - started
@@ -143,6 +155,31 @@ def run_s5cmd(
             raise _classify(errors[0])
         result.failed = [Failure(str(i), e) for i, e in enumerate(errors)]
     return result
+
+
+async def planned(
+    command: str,
+    src: str,
+    dst: str,
+    settings: Settings,
+    *,
+    recursive: bool = False,
+    delete: bool = False,
+    size_only: bool = False,
+    rules: Sequence[Rule] | None = None,
+    **_: Any,
+) -> Planned:
+    """What the native path would copy: the same planners, nothing executed."""
+    allow = from_flags(order=rules) if rules else None
+    if command == "sync":
+        job = api.prepare_sync(src, dst, delete=delete, size_only=size_only, settings=settings, allow=allow)
+    elif command == "upload":
+        job = api.prepare_upload(src, dst, recursive=recursive, settings=settings, allow=allow)
+    else:
+        job = api.prepare_download(src, dst, recursive=recursive, settings=settings, allow=allow)
+    async with job as prepared:
+        copies = prepared.plan.copies
+    return Planned(len(copies), sum(a.size for a in copies))
 
 
 def _parse(line: str) -> dict[str, Any] | None:

@@ -34,6 +34,9 @@ class Settings:
     """Seconds a request may send or receive nothing before it is abandoned and retried."""
     retry_budget: float = 30.0
     """Seconds after a request's first try during which retries may still start."""
+    ssh_client: str = "asyncssh"
+    """How remotes are reached: asyncssh or openssh (code push reads this key itself,
+    without loading settings; here so the config file may carry it)."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

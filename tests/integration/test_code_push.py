@@ -24,6 +24,15 @@ def _no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the test key may be used
 
 
+@pytest.fixture(autouse=True, params=["asyncssh", "openssh"])
+def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs over both transports of the remote seam: asyncssh in-process
+    and the system OpenSSH client (chosen as a user would, through RUNCTL_SSH_CLIENT)."""
+    name: str = request.param
+    monkeypatch.setenv("RUNCTL_SSH_CLIENT", name)
+    return name
+
+
 def push(server: sshd.SSHServer, src: Path, dest: str, *extra: str) -> dict[str, Any]:
     result = run_push(server, src, dest, *extra)
     assert result.code == 0, result.out + result.err
@@ -75,11 +84,12 @@ def selected_tree(root: Path) -> dict[str, tuple[str, object]]:
     return {k: v for k, v in tree(root).items() if not k.startswith((".git", "__pycache__"))}
 
 
-def test_first_push_then_noop_then_touch(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+def test_first_push_then_noop_then_touch(ssh_server: sshd.SSHServer, tmp_path: Path, client: str) -> None:
     src = make_src(tmp_path / "src")
     remote = tmp_path / "remote"
     first = push(ssh_server, src, ssh_server.dest(remote))
-    assert first["ok"] and first["mode"] == "incremental"
+    assert first["ok"] and first["mode"] == "incremental" and first["command"] == "code push"
+    assert first["transport"] == client
     assert sorted(first["sent"]) == ["big.bin", "link.py", "pkg/a.py", "pkg/sub/b.py", "run.sh"]
     assert tree(remote) == selected_tree(src)  # content, exec bit, symlink, empty dirs
     assert (remote / "big.bin").stat().st_mtime == pytest.approx((src / "big.bin").stat().st_mtime, abs=1e-3)
@@ -165,11 +175,21 @@ def test_disk_full_leaves_no_half_written_file(
     assert (small_disk / "proj" / "a.py").read_text() == "old\n"
 
 
-def test_remote_without_tar_gets_files_over_sftp(no_tar_server: sshd.SSHServer, tmp_path: Path) -> None:
+def test_remote_without_tar_gets_files_over_sftp(
+    no_tar_server: sshd.SSHServer, tmp_path: Path, client: str
+) -> None:
     """A remote whose PATH has no tar: incremental pushes go over SFTP (many files in
-    flight, each to a temporary name then renamed); full mode is refused with exit 10."""
+    flight, each to a temporary name then renamed); full mode is refused with exit 10.
+    The OpenSSH transport has no SFTP channel of its own: exit 10, naming the way out."""
     src = make_src(tmp_path / "src")
     remote = tmp_path / "remote"
+    if client == "openssh":
+        refused = run_push(no_tar_server, src, no_tar_server.dest(remote))
+        assert refused.code == 10, refused.out + refused.err
+        error = refused.json()["error"]  # type: ignore[index]
+        assert "tar" in error["message"] and "--ssh-client asyncssh" in error["hint"]
+        assert not remote.exists()
+        return
     first = push(no_tar_server, src, no_tar_server.dest(remote))
     assert sorted(first["sent"]) == ["big.bin", "link.py", "pkg/a.py", "pkg/sub/b.py", "run.sh"]
     assert tree(remote) == selected_tree(src)  # content, exec bit, symlink, empty dirs
@@ -329,7 +349,13 @@ def test_wrong_client_key_refused(ssh_server: sshd.SSHServer, tmp_path: Path) ->
     wrong = tmp_path / "wrong"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
     src = make_src(tmp_path / "src")
-    result = run_push(ssh_server, src, ssh_server.dest(tmp_path / "r"), "-i", str(wrong))
+    # A config without the right key: ssh's -i adds a key to IdentityFile's, asyncssh's replaces them.
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        "".join(x for x in ssh_server.config.read_text().splitlines(True) if "IdentityFile" not in x)
+    )
+    dest, args = ssh_server.dest(tmp_path / "r"), ("-i", str(wrong))
+    result = cli("-o", "json", "code", "push", str(src), dest, "-F", str(config), *args)
     assert result.code == 3
     assert result.json()["error"]["code"] == "credentials"  # type: ignore[index]
 
@@ -348,9 +374,9 @@ def test_remote_not_writable(ssh_server: sshd.SSHServer, tmp_path: Path) -> None
     assert result.json()["error"]["code"] == "remote_not_writable"  # type: ignore[index]
 
 
-def test_watch_pushes_each_change(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+def test_watch_pushes_each_change(ssh_server: sshd.SSHServer, tmp_path: Path, client: Any) -> None:
     from runctl.codesync.push import PushOptions, PushResult, watch_async
-    from runctl.codesync.target import ConnectOptions
+    from runctl.remote.target import ConnectOptions
 
     src = make_src(tmp_path / "src")
     remote = tmp_path / "remote"
@@ -361,7 +387,7 @@ def test_watch_pushes_each_change(ssh_server: sshd.SSHServer, tmp_path: Path) ->
         if len(results) == 1:
             (src / "pkg" / "new.py").write_text("new")
 
-    options = PushOptions(ssh=ConnectOptions(config=ssh_server.config))
+    options = PushOptions(ssh=ConnectOptions(config=ssh_server.config, client=client))
     asyncio.run(
         asyncio.wait_for(
             watch_async(
@@ -396,6 +422,14 @@ def test_one_exec_channel_per_push(ssh_server: sshd.SSHServer, tmp_path: Path) -
     (src / "run.sh").unlink()
     used, doc = channels("--delete")  # nothing to send: the delete shares the shell too
     assert used == 1 and doc["deleted"] == ["run.sh"]
+    # One plan that sends, fixes an mtime after a hash match and deletes: one script.
+    os.utime(src / "big.bin", (1_000_000_000, 1_000_000_000))
+    (src / "pkg" / "a.py").write_text("print('again')\n")
+    (src / "pkg" / "sub" / "b.py").unlink()
+    used, doc = channels("--delete")
+    assert used == 1 and doc["sent"] == ["pkg/a.py"] and doc["deleted"] == ["pkg/sub/b.py"]
+    assert (remote / "big.bin").stat().st_mtime == 1_000_000_000
+    assert tree(remote) == selected_tree(src)
     assert channels("--mode", "full")[0] == 1  # staging, tar and swap in one script
 
 
@@ -411,3 +445,21 @@ def test_failed_tar_never_runs_streamed_bytes(ssh_server: sshd.SSHServer, tmp_pa
     result = run_push(ssh_server, src, ssh_server.dest(blocker / "sub"))
     assert result.code == 9
     assert not marker.exists()
+
+
+def test_compress_auto_judges_the_link_by_its_round_trip(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    """Through a slow link that reaches us on a loopback port (as a tunnel or a ProxyCommand
+    would), auto compresses; straight to loopback it does not."""
+    from tests import linkshaper
+
+    src = make_src(tmp_path / "src")
+    (src / "notes.txt").write_text("all work and no play\n" * 20_000)
+    direct = push(ssh_server, src, ssh_server.dest(tmp_path / "direct"))
+    assert "compression" not in direct
+    with linkshaper.shaped(ssh_server.port, 200, 5) as port:  # 10 ms round trip
+        known = tmp_path / "known_hosts"  # the same host key, seen on the proxy's port
+        known.write_text(f"[127.0.0.1]:{port} {ssh_server.host_pub_line}\n")
+        via = ("--port", str(port), "--known-hosts", str(known))
+        slow = push(ssh_server, src, ssh_server.dest(tmp_path / "slow"), *via)
+    assert slow["compression"] == "gzip"
+    assert tree(tmp_path / "slow") == selected_tree(src)

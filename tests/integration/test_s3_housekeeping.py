@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from runctl.api import s3_store, upload_async
+from runctl.api import upload_async
 from runctl.housekeeping import watch
 from runctl.settings import Settings
+from runctl.stores.factory import open_store
 from tests.conftest import S3Server, cli
 
 pytestmark = pytest.mark.integration
@@ -58,6 +59,10 @@ def test_cleanup_across_pages_keeps_newest(s3_env: S3Server, tmp_path: Path) -> 
     assert dry.code == 0, dry.err
     doc: Any = dry.json()
     assert doc["dry_run"] is True
+    fields = "ok command url dry_run keep_last_n patterns listed candidates kept deleted deleted_count"
+    assert sorted(doc) == sorted([*fields.split(), "deleted_bytes"])  # the document as before
+    assert all(sorted(d) == ["key", "last_modified", "size"] for d in doc["deleted"])
+    assert all(d["key"].startswith(f"{kp}old/") and d["size"] == 1 for d in doc["deleted"])
     assert (doc["listed"], doc["deleted_count"], doc["deleted_bytes"]) == (1103, 1100, 1100)
     assert sorted(k["key"] for k in doc["kept"]) == newest
     assert len(keys(s3_env, url)) == 1103
@@ -101,7 +106,7 @@ def test_watch_sees_add_and_delete(s3_env: S3Server, tmp_path: Path) -> None:
     seen: list[tuple[str, str, int]] = []
 
     async def go() -> None:
-        store = s3_store(url, Settings(), directory=True)[0]
+        store = open_store(url, Settings(), directory=True)[0]
         ready = asyncio.Event()
 
         async def mutate() -> None:

@@ -112,6 +112,38 @@ def test_checksum_understands_multipart_etags(s3_env: S3Server, tmp_path: Path) 
     assert (doc["copied"], doc["skipped"]) == (0, 1)
 
 
+def test_s3_listed_etags_match_what_the_local_store_computes(s3_env: S3Server, tmp_path: Path) -> None:
+    """The store methods behind --checksum, on the real server: each listed ETag says what
+    it is, and hashing the local file to that spec gives the same string."""
+    from runctl.aio import run
+    from runctl.digests import MD5, S3_ETAG
+    from runctl.settings import Settings
+    from runctl.stores.factory import open_store
+
+    src = tmp_path / "src"
+    make_tree(src, {"small.bin": os.urandom(1000), "big.bin": os.urandom(11 * 1024 * 1024)})
+    url = s3_env.fresh_prefix()
+    sync("--part-size", "5MiB", str(src), url)
+    settings = Settings(part_size=5 * 1024 * 1024)
+
+    async def check() -> dict[str, tuple[str, int]]:
+        remote, _ = open_store(url, settings, directory=True)
+        local, _ = open_store(src, settings, directory=True)
+        kinds: dict[str, tuple[str, int]] = {}
+        async with remote, local:
+            async for entry in remote.list():
+                listed = remote.listed_digest(entry)
+                assert listed is not None
+                spec, etag = listed
+                assert spec.kind in local.digests
+                mine = await local.stat(entry.path)
+                assert mine is not None and await local.digest(mine, spec) == etag
+                kinds[entry.path] = (spec.kind, spec.part_size)
+        return kinds
+
+    assert run(check()) == {"big.bin": (S3_ETAG, 5 * 1024 * 1024), "small.bin": (MD5, 0)}
+
+
 def test_delete_removes_only_unfiltered_extras(s3_env: S3Server, tmp_path: Path) -> None:
     src = tmp_path / "src"
     make_tree(src, FILES)

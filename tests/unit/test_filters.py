@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from runctl.filters import from_flags
+from runctl.filters import Rule, everything, from_flags, gitignore_spec, glob_selector, rule_lines
 
 
 def test_later_flags_win_and_include_re_adds() -> None:
@@ -25,6 +25,24 @@ def test_empty_filter_allows_everything_and_is_falsy() -> None:
     assert f("anything/at/all")
 
 
-def test_excludes_then_includes_without_order() -> None:
-    f = from_flags(excludes=["*.bin"], includes=["model.bin"])
-    assert f("model.bin") and not f("other.bin")
+def test_rules_become_gitignore_lines_includes_negated() -> None:
+    rules: list[Rule] = [("exclude", "*.bin"), ("include", "model.bin")]
+    assert rule_lines(rules) == ["*.bin", "!model.bin"]
+    spec = gitignore_spec(rule_lines(rules))
+    assert spec.match_file("other.bin") and not spec.match_file("model.bin")
+
+
+def test_glob_selector_is_fnmatch_not_gitignore() -> None:
+    match = glob_selector(["ckpts/step_*.pt", "*.safetensors"])
+    assert match("ckpts/step_10.pt")
+    assert match("final/deep/model.safetensors")  # "*" crosses "/", unlike a gitignore "*"
+    assert not match("ckpts/STEP_1.pt")  # case-sensitive
+    assert not match("logs/step_1.pt")  # not anchored anywhere but the start
+
+
+def test_glob_selector_without_patterns_uses_the_default() -> None:
+    def only_pt(path: str) -> bool:
+        return path.endswith(".pt")
+
+    assert glob_selector(None) is everything
+    assert glob_selector([], only_pt) is only_pt

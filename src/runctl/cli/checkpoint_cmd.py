@@ -15,7 +15,7 @@ from .console import Console
 if TYPE_CHECKING:
     from ..housekeeping.ranking import CleanupResult, RankedList
     from ..settings import Settings
-    from ..stores.local import LocalStore
+    from ..stores.base import Store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,10 +43,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_cleanup)
 
 
-def _store(root: Path, settings: Settings) -> LocalStore:
-    from ..api import local_store
+def _store(root: Path, settings: Settings) -> Store:
+    from ..stores.factory import LOCAL, open_store
 
-    return local_store(root, settings)
+    return open_store(root, settings, directory=True, scheme=LOCAL)[0]
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings, console: Console) -> int:

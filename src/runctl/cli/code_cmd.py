@@ -11,6 +11,7 @@ from .console import Console
 
 if TYPE_CHECKING:
     from ..codesync.push import PushResult
+    from ..remote.target import SSHClient
     from ..settings import Settings
 
 DEST_HELP = "[user@]host:path (host may be an ~/.ssh/config alias) or ssh://[user@]host[:port]/path"
@@ -83,13 +84,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="trust an unknown host key on first use and add it to known_hosts",
     )
+    p.add_argument(
+        "--ssh-client",
+        choices=["asyncssh", "openssh"],
+        default=None,
+        help="asyncssh (default, in-process) or openssh: the system ssh with your exact ~/.ssh/config "
+        "(ProxyCommand, ControlMaster, certificates); also RUNCTL_SSH_CLIENT or config ssh_client",
+    )
     p.set_defaults(handler=cmd_push, rules=[], uses_settings=False)
 
 
 def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Console) -> int:
     from ..aio import run
     from ..codesync.push import PushOptions, push_async, watch_async
-    from ..codesync.target import ConnectOptions
+    from ..remote.target import ConnectOptions
     from .progress import reporter_for
 
     options = PushOptions(
@@ -104,6 +112,7 @@ def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Conso
             port=args.port,
             known_hosts=args.known_hosts,
             accept_new_host_key=args.accept_new_host_key,
+            client=ssh_client(args),
         ),
     )
     if args.watch:
@@ -122,6 +131,38 @@ def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Conso
         console.lines(_listing(verb, "delete", result.deleted))
     console.lines([summary(result)])
     return partial
+
+
+def ssh_client(args: argparse.Namespace) -> SSHClient:
+    """--ssh-client, else RUNCTL_SSH_CLIENT, else ``ssh_client`` in the config file, else
+    asyncssh. The settings module is not loaded for this: code push start-up is timed."""
+    import os
+
+    chosen = args.ssh_client or os.environ.get("RUNCTL_SSH_CLIENT") or _configured_client(args)
+    if chosen not in (None, "asyncssh", "openssh"):
+        from ..errors import UsageError
+
+        raise UsageError(f"unknown ssh client {chosen!r}", "Use asyncssh or openssh.")
+    return "openssh" if chosen == "openssh" else "asyncssh"
+
+
+def _configured_client(args: argparse.Namespace) -> str | None:
+    import os
+
+    path = getattr(args, "config", None)
+    if path is None:  # as settings.default_config_path, without loading the S3 settings
+        base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        path = Path(base) / "runctl" / "config.toml"
+    if not Path(path).is_file():
+        return None
+    import tomllib
+
+    try:
+        table = tomllib.loads(Path(path).read_text()).get("runctl", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # the settings loader reports a broken file for the commands that use it
+    value = table.get("ssh_client")
+    return value if isinstance(value, str) else None
 
 
 def _listing(verb: str, what: str, paths: Sequence[str]) -> list[str]:

@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from ..housekeeping.ranking import CleanupResult
     from ..housekeeping.review import Review
     from ..settings import Settings
-    from ..stores.base import Entry
-    from ..stores.s3 import S3Store
+    from ..stores.base import Entry, Store
 
 Leaf = Callable[[str, str], argparse.ArgumentParser]
 
@@ -58,10 +57,10 @@ def add_cleanup_args(p: argparse.ArgumentParser, where: str, default: str) -> No
     p.add_argument("--force", action="store_true", help="allow --keep-last-n 0 (delete every match)")
 
 
-def _store(url: str, settings: Settings) -> S3Store:
-    from ..api import s3_store
+def _store(url: str, settings: Settings) -> Store:
+    from ..stores.factory import open_store
 
-    return s3_store(url, settings, directory=True)[0]
+    return open_store(url, settings, directory=True, scheme="s3")[0]
 
 
 def entry_line(name: str, entry: Entry) -> str:

@@ -14,10 +14,10 @@ import os
 import threading
 from pathlib import Path
 
-from ..engine.compare import UNSURE, SizeAndMtime
+from ..engine.compare import SAME_CONTENT, UNSURE, Compare
+from ..remote.scripts import SAMPLE_DIFFERS, pick_hasher
 from ..stores.base import Entry, Store
-from ..stores.ssh import SSHStore
-from ..stores.ssh_scripts import SAMPLE_DIFFERS, pick_hasher
+from ..stores.remote_tree import RemoteTree, RemoteTreeStore
 
 HASH_MIN = 256 * 1024
 """Files at least this big are hashed before being resent for an mtime-only change."""
@@ -26,15 +26,16 @@ SAMPLE = 64 * 1024
 then neither side reads the rest (20 MB: ~60 ms of remote sha256sum saved)."""
 
 
-class CodeCompare(SizeAndMtime):
-    name = "code"
+class CodeCompare(Compare):
+    """``tree``: the survey the plan is made from; it says the remote's mtime precision
+    and which digest commands it has."""
 
-    def __init__(self, src: Store, dst: SSHStore, hash_min: int = HASH_MIN) -> None:
+    def __init__(self, src: Store, dst: RemoteTreeStore, tree: RemoteTree, hash_min: int = HASH_MIN) -> None:
         super().__init__(src, dst)
         self.remote = dst
+        self.hasher = pick_hasher(tree.tools)
+        self.slack = max(src.mtime_precision, tree.mtime_precision)
         self.hash_min = hash_min
-        self.touch: list[tuple[str, float]] = []
-        """Files whose content matched: set their remote mtime so the next push skips them."""
         self._pending: list[tuple[str, str, asyncio.Future[str | None]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -47,15 +48,18 @@ class CodeCompare(SizeAndMtime):
             return None if s.link == d.link else "link target differs"
         if s.mode is not None and d.mode is not None and (s.mode & 0o111) != (d.mode & 0o111):
             return "exec bit changed"
-        reason = super().quick(s, d)
-        if reason == "mtime differs" and s.size >= self.hash_min and self.src.local_file(s.path):
+        if s.size != d.size:
+            return "size differs"
+        if abs(s.mtime - d.mtime) <= self.slack:
+            return None
+        if s.size >= self.hash_min and self.src.local_file(s.path):
             return UNSURE
-        return reason
+        return "mtime differs"
 
     async def resolve(self, s: Entry, d: Entry) -> str | None:
         local = self.src.local_file(s.path)
         assert local is not None
-        hasher = pick_hasher(self.remote.tools)
+        hasher = self.hasher
         if hasher is None:
             return "mtime differs"  # cannot tell: resend, as without hashing
         algo, command = hasher
@@ -74,8 +78,7 @@ class CodeCompare(SizeAndMtime):
             return "content differs" if remote == SAMPLE_DIFFERS else "mtime differs"
         if await whole != remote:
             return "content differs"
-        self.touch.append((s.path, s.mtime))
-        return None
+        return SAME_CONTENT
 
     async def _remote_digest(self, command: str, path: str, sample: str) -> str | None:
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -104,7 +107,7 @@ class CodeCompare(SizeAndMtime):
 
 def _sample_digest(path: Path, algo: str, sample: int) -> str:
     """Digest of the first and last ``sample`` bytes (all of a small file, twice), as
-    ``ssh_scripts.hash_script`` computes it remotely."""
+    ``scripts.hash_script`` computes it remotely."""
     h = hashlib.new(algo)
     with open(path, "rb") as fh:
         h.update(fh.read(sample))

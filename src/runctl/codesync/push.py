@@ -1,8 +1,9 @@
 """`code push` as an operation: select, connect, plan, execute, return a result.
 
-The copy itself is the shared engine (plan_sync + execute) between a local store of
-the selected files and an SSH store; this module only wires them and adds what is
-particular to code: the full-mode swap and mtime fixes after hash matches.
+The copy itself is the shared engine between a local store of the selected files and
+a remote-tree store: one planner (plan_sync; full mode copies everything and commits
+staged), one plan holding every action (copies, deletes, mtime fixes), executed by
+the store's session as one remote script. This module only wires them.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ..errors import NotFoundError, RemoteToolMissingError
+from ..errors import NotFoundError
 from ..events import Reporter, null_reporter
 from ..filters import Rule
+from ..remote.target import ConnectOptions, Target, parse_dest
+from ..results import Result
 from ..stores.gzip_stream import Compress, wanted
-from .target import ConnectOptions, Target, connect, parse_dest
 
 if TYPE_CHECKING:
-    from ..engine.plan import Plan
-    from ..stores.ssh import SSHStore
+    from ..remote.seam import Remote
+    from ..stores.remote_tree import RemoteTree, RemoteTreeStore
     from .selection import Selection
 
 # The engine, the selection (pathspec) and the local store are imported inside the
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 # remote login shell starts (~100-150 ms) instead of before the connection.
 
 Mode = Literal["incremental", "full"]
-SFTP_FILES_IN_FLIGHT = 64
 
 
 class PushOptions(NamedTuple):  # NamedTuples here: start-up is timed against rsync
@@ -45,56 +46,42 @@ class PushOptions(NamedTuple):  # NamedTuples here: start-up is timed against rs
 
 
 @dataclass
-class PushResult:
-    mode: Mode
-    source: str
-    destination: str
+class PushResult(Result):
+    command: str = "code push"
+    source: str = ""
+    destination: str = ""
+    mode: Mode = "incremental"
     sent: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    dry_run: bool = False
-    warnings: list[str] = field(default_factory=list)
     compression: str | None = None
     """"gzip" when the tar stream was compressed."""
-    failed: list[dict[str, str]] = field(default_factory=list)
-    """Files that could not be written (SFTP, one at a time, when the remote has no tar)."""
+    transport: str = ""
+    """How the remote was reached: "asyncssh" or "openssh"."""
 
-    ok: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
+    def details(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "ok": self.ok,
             "mode": self.mode,
             "sent": self.sent,
             "deleted": self.deleted,
             "unchanged": self.unchanged,
-            "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "source": self.source,
-            "destination": self.destination,
+            "transport": self.transport,
         }
-        if self.dry_run:
-            doc["dry_run"] = True
-        if self.warnings:
-            doc["warnings"] = self.warnings
         if self.compression:
             doc["compression"] = self.compression
-        if self.failed:
-            doc["failed"] = self.failed
         return doc
 
 
 class CodePush:
-    """One SSH connection, reused by every push (``--watch`` pushes many times)."""
+    """One connection, reused by every push (``--watch`` pushes many times)."""
 
     def __init__(self, local_dir: Path, dest: str, options: PushOptions, reporter: Reporter = null_reporter):
         self.root = Path(local_dir)
         self.target: Target = parse_dest(dest)
         self.options = options
         self.reporter = reporter
-        self._conn: Any = None
+        self.remote: Remote | None = None
+        self._round_trip: float | None = None
 
     def _start_selection(self) -> asyncio.Task[Selection]:
         return asyncio.create_task(asyncio.to_thread(_select, self.root, self.options.rules))
@@ -102,91 +89,93 @@ class CodePush:
     async def __aenter__(self) -> CodePush:
         if not self.root.is_dir():  # fail before any network work
             raise NotFoundError(f"local directory not found: {self.root}", "Check the path.")
-        self._conn = await connect(self.target, self.options.ssh)
+        self.remote = await open_remote(self.target, self.options.ssh)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            await self._conn.wait_closed()
-            self._conn = None
+        remote, self.remote = self.remote, None
+        if remote is not None:
+            await remote.close()
 
     async def push(self) -> PushResult:
-        from ..stores.ssh_session import RemoteShell, request_listing
+        from ..remote.shell import RemoteShell, request_listing
 
+        assert self.remote is not None, "use CodePush as an async context manager"
         started = time.monotonic()
-        # The remote shell (one exec channel for the whole push) is asked for first; the
-        # SSH store, the engine and the local walk load and run while the remote login
+        # The remote shell (one command for the whole push) is asked for first; the
+        # store, the engine and the local walk load and run while the remote login
         # shell starts (~100 ms on a host whose .bashrc inits conda or pyenv).
-        shell = RemoteShell(self._conn, self.target.url)
+        shell = RemoteShell(self.remote)
         requested = asyncio.ensure_future(request_listing(shell, self.target.path))
-        await asyncio.sleep(0)  # the channel request goes out now
-        from ..stores.ssh import SSHStore
+        await asyncio.sleep(0)  # the request goes out now
+        from ..stores.remote_tree import RemoteTreeStore
 
-        dst = SSHStore(self._conn, self.target.path, self.target.url, shell)
-        listing = asyncio.ensure_future(dst.prefetch(requested))
+        dst = RemoteTreeStore(shell, self.target.path)
+        surveying = asyncio.ensure_future(dst.survey(requested))
         try:
             selecting = self._start_selection()
             try:
-                return await self._push(dst, listing, selecting, started)
+                return await self._push(dst, surveying, selecting, started)
             finally:
                 selecting.cancel()
         finally:
-            listing.cancel()
+            surveying.cancel()
             requested.cancel()
             await dst.close()
 
     async def _push(
-        self, dst: SSHStore, listing: asyncio.Future[None], selecting: asyncio.Task[Selection], started: float
+        self,
+        dst: RemoteTreeStore,
+        surveying: asyncio.Future[RemoteTree],
+        selecting: asyncio.Task[Selection],
+        started: float,
     ) -> PushResult:
+        from ..engine.compare import Always, Compare
         from ..engine.execute import ExecOptions, Outcome, execute
+        from ..engine.sync_plan import plan_sync
         from .compare import CodeCompare
         from .selection import SelectedStore
 
         opts = self.options
-        selection, _ = await asyncio.gather(selecting, listing)
+        selection, tree = await asyncio.gather(selecting, surveying)
         src = SelectedStore(selection)
-        compare: CodeCompare | None = None
-        if opts.mode == "full":
-            plan, deleted = await _full_plan(selection, dst, opts.delete)
-        else:
-            from ..engine.sync_plan import plan_sync
-
-            compare = CodeCompare(src, dst)
-            plan = await plan_sync(src, dst, compare, delete=opts.delete, allow=selection.allow())
-            deleted = [a.target for a in plan.deletes]
-        if plan.copies and opts.mode == "full" and dst.tools and "tar" not in dst.tools:
-            raise RemoteToolMissingError(
-                f"tar is not installed on {dst.url}: full mode needs it",
-                "Install tar there, or push with --mode incremental (SFTP, one file at a time).",
-            )
-        peer = self._conn.get_extra_info("peername")
-        dst.compress = "gzip" in dst.tools and wanted(opts.compress, peer[0] if peer else None)
+        full = opts.mode == "full"
+        compare: Compare = Always(src, dst) if full else CodeCompare(src, dst, tree)
+        allow = selection.allow()
+        plan = await plan_sync(
+            src, dst, compare, delete=opts.delete, allow=allow, dst_entries=tree.entries, staged=full
+        )
+        compress = False
         outcome = Outcome(skipped=len(plan.skips))
         if not opts.dry_run:
-            if compare is not None:
-                # Before the tar stream: the tar is the last script of the remote shell.
-                await dst.set_mtimes(compare.touch)
-            # Without tar the files go over SFTP, one request stream each: many at once.
-            lanes = ExecOptions() if dst.batch_writes else ExecOptions(concurrency=SFTP_FILES_IN_FLIGHT)
-            outcome = await execute(plan, src, dst, self.reporter, lanes)
+            if plan.copies and tree.has_tar and "gzip" in tree.tools:
+                compress = wanted(opts.compress, await self._link_round_trip(dst, opts.compress))
+            session = dst.open_session(ExecOptions(), tree, compress)
+            outcome = await execute(plan, src, dst, self.reporter, session=session)
         dirs = {e.path for e in selection.entries if e.kind == "dir"}  # reported: files and links
         failed = {f.path for f in outcome.failed}
+        deleted = [a.target for a in plan.deletes if not (full and a.entry and a.entry.kind == "dir")]
         return PushResult(
             mode=opts.mode,
             source=str(self.root),
             destination=self.target.url,
             sent=[a.path for a in plan.copies if a.path not in dirs and a.path not in failed],
             deleted=deleted,
-            unchanged=sum(1 for a in plan.skips if a.path not in dirs),
+            unchanged=sum(1 for a in plan.skips + plan.touches if a.path not in dirs),
             bytes=outcome.bytes,
             seconds=time.monotonic() - started,
             dry_run=opts.dry_run,
             warnings=list(plan.warnings),
-            compression="gzip" if dst.compress and plan.copies and not opts.dry_run else None,
-            failed=[{"path": f.path, "error": f.error} for f in outcome.failed],
-            ok=not outcome.failed,
+            compression="gzip" if compress and plan.copies else None,
+            failed=outcome.failed,
+            transport=self.remote.name if self.remote else "",
         )
+
+    async def _link_round_trip(self, dst: RemoteTreeStore, setting: Compress) -> float | None:
+        """Measured once per connection, and only when ``auto`` needs it (one round trip)."""
+        if setting == "auto" and self._round_trip is None:
+            self._round_trip = await dst.shell.round_trip()
+        return self._round_trip
 
 
 def _select(root: Path, rules: tuple[Rule, ...]) -> Selection:
@@ -195,44 +184,15 @@ def _select(root: Path, rules: tuple[Rule, ...]) -> Selection:
     return select(root, rules)
 
 
-async def _full_plan(selection: Selection, dst: Any, delete: bool) -> tuple[Plan, list[str]]:
-    """Everything is sent, into a staging directory swapped into place; remote paths
-    that must survive (excluded ones; all remote-only ones without --delete) are moved
-    back into the new tree."""
-    from ..engine.plan import Action, Plan
+async def open_remote(target: Target, opts: ConnectOptions) -> Remote:
+    """The transport the options ask for (asyncssh unless --ssh-client openssh)."""
+    if opts.client == "openssh":
+        from ..remote.openssh_remote import OpenSSHRemote
 
-    remote = [e async for e in dst.list()]
-    plan = Plan([Action("copy", e.path, e.size, "full", e) for e in selection.entries])
-    allow = selection.allow()
-    wanted = selection.paths()
-    only_remote = [e for e in remote if e.path not in wanted]
-    gone = [e for e in only_remote if delete and allow(e.path)]
-    gone_paths = {e.path for e in gone}
-    kept = [e.path for e in only_remote if e.path not in gone_paths]
-    src_dirs = {e.path for e in selection.entries if e.kind == "dir"}
-    dst.staging = True
-    dst.keep = _keep_roots(kept, sorted(gone_paths), src_dirs, wanted)
-    return plan, [e.path for e in gone if e.kind != "dir"]
+        return OpenSSHRemote(target, opts)
+    from ..remote.asyncssh_remote import AsyncSSHRemote
 
-
-def _keep_roots(kept: list[str], gone: list[str], src_dirs: set[str], wanted: set[str]) -> list[str]:
-    """The fewest remote paths to move back: the shallowest ancestor of each kept path
-    that is not a directory of the new tree and holds nothing that should go."""
-    holds_gone = {"/".join(p.split("/")[:i]) for p in gone for i in range(1, p.count("/") + 2)}
-    roots: set[str] = set()
-    for path in kept:
-        parts = path.split("/")
-        for i in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:i])
-            if prefix in src_dirs:
-                continue
-            if prefix in wanted:
-                break  # replaced by a new file or link of the same name
-            if prefix not in holds_gone:
-                roots.add(prefix)
-                break
-    ordered = sorted(roots)
-    return [r for r in ordered if not any(r.startswith(o + "/") for o in ordered)]
+    return await AsyncSSHRemote.open(target, opts)
 
 
 async def push_async(

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError
-from ..filters import Rule
+from ..filters import Rule, rule_lines
+from ..filters import gitignore_spec as _spec
 from ..stores.base import Entry
 from ..stores.local import TMP_MARK, LocalStore
 
@@ -38,12 +39,6 @@ DEFAULT_EXCLUDES = (
     ".DS_Store",
 )
 IGNORE_FILE = ".runctlignore"
-
-
-def _spec(lines: Sequence[str]) -> Any:
-    import pathspec
-
-    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 class GitIgnoreTree:
@@ -110,7 +105,7 @@ class Rules:
         with contextlib.suppress(OSError):
             text = (root / IGNORE_FILE).read_text(errors="replace")
             lines += [ln for ln in text.splitlines() if ln.strip()]
-        lines += [p if kind == "exclude" else "!" + p for kind, p in flags]
+        lines += rule_lines(flags)
         has_includes = any(ln.startswith("!") for ln in lines)
         return cls(root, _spec(lines), has_includes, GitIgnoreTree(root))
 

@@ -7,23 +7,23 @@ awaited (the planner runs those with bounded concurrency).
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 from typing import Final
 
+from ..digests import PREFERRED, DigestSpec
 from ..stores.base import Entry, Store
 
 UNSURE: Final = "?"
+SAME_CONTENT: Final = "="
+"""From ``resolve``: the content matched, only the mtime differs. The planner records a
+touch (set the destination's mtime) so the next run decides from the listings alone."""
 MTIME_TOLERANCE = 2e-3
+"""Recorded mtimes round-trip through a decimal string and os.utime; allow a little slack."""
 SKEW = 2.0
 """LastModified has whole seconds; allow one more for clock skew between server and us."""
-"""Recorded mtimes round-trip through a decimal string and os.utime; allow a little slack."""
 
 
 class Compare:
     """Base strategy: size alone (``--size-only``)."""
-
-    name = "size-only"
 
     def __init__(self, src: Store, dst: Store) -> None:
         self.src = src
@@ -53,8 +53,6 @@ class SizeAndMtime(Compare):
       to within ``SKEW`` seconds of ours.
     """
 
-    name = "size-and-mtime"
-
     def quick(self, s: Entry, d: Entry) -> str | None:
         if s.size != d.size:
             return "size differs"
@@ -78,64 +76,43 @@ class SizeAndMtime(Compare):
 
 
 class Checksum(Compare):
-    """``--checksum``: compare content. S3 ETags are MD5s for single-part objects and
-    MD5-of-part-MD5s ("…-N") for multipart ones; the local side is hashed to match."""
+    """``--checksum``: compare content, through digests the stores report or compute.
 
-    name = "checksum"
-
-    def __init__(self, src: Store, dst: Store, part_size: int) -> None:
-        super().__init__(src, dst)
-        self.part_size = part_size
+    Free digests come first: when one listing carries one (S3's ETag), the other side
+    is asked for a digest of that same spec (a local file is hashed to match, even as a
+    multipart ETag). Otherwise both sides compute the strongest kind they share."""
 
     def quick(self, s: Entry, d: Entry) -> str | None:
         return "size differs" if s.size != d.size else UNSURE
 
     async def resolve(self, s: Entry, d: Entry) -> str | None:
-        left = await self._digest(self.src, s, d)
-        right = await self._digest(self.dst, d, s)
+        left, right = await self._digests(s, d)
         if left is None or right is None:
             return "content cannot be compared"
         return "content differs" if left != right else None
 
-    async def _digest(self, store: Store, e: Entry, other: Entry) -> str | None:
-        """A digest of ``e`` in the form the other side can produce too."""
-        local = store.local_file(e.path)
-        if local is None:
-            return (e.etag or "").strip('"') or None
-        other_etag = (other.etag or "").strip('"')
-        parts = 0
-        if "-" in other_etag:
-            parts = int(other_etag.rsplit("-", 1)[1] or 0)
-        from ..stores.s3 import part_size_for  # lazily: code push never loads the S3 stack
+    async def _digests(self, s: Entry, d: Entry) -> tuple[str | None, str | None]:
+        """The two files' digests in one spec, or Nones when the stores share none."""
+        listed_s, listed_d = self.src.listed_digest(s), self.dst.listed_digest(d)
+        if listed_s is not None and listed_d is not None and listed_s[0] == listed_d[0]:
+            return listed_s[1], listed_d[1]
+        if listed_s is not None and listed_s[0].kind in self.dst.digests:
+            return listed_s[1], await self.dst.digest(d, listed_s[0])
+        if listed_d is not None and listed_d[0].kind in self.src.digests:
+            return await self.src.digest(s, listed_d[0]), listed_d[1]
+        if listed_s is not None or listed_d is not None:
+            return None, None  # one side's digest is all it has, and the other cannot match it
+        shared = self.src.digests & self.dst.digests
+        for kind in PREFERRED:
+            if kind in shared:
+                spec = DigestSpec(kind)
+                return await self.src.digest(s, spec), await self.dst.digest(d, spec)
+        return None, None
 
-        part = part_size_for(e.size, self.part_size)
-        return await asyncio.to_thread(_file_md5, str(local), part if parts else 0, parts)
 
+class Always(Compare):
+    """Every file is copied, changed or not (code push ``--mode full``: the whole tree is
+    rebuilt aside and swapped in)."""
 
-def _file_md5(path: str, part: int, parts: int) -> str:
-    """MD5 hex of a file; with ``part`` > 0, the S3 multipart form ``md5(md5s)-N``."""
-    whole = hashlib.md5(usedforsecurity=False)
-    digests: list[bytes] = []
-    current = hashlib.md5(usedforsecurity=False)
-    filled = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            if not part:
-                whole.update(chunk)
-                continue
-            view = memoryview(chunk)
-            while view:
-                take = min(len(view), part - filled)
-                current.update(view[:take])
-                filled += take
-                view = view[take:]
-                if filled == part:
-                    digests.append(current.digest())
-                    current, filled = hashlib.md5(usedforsecurity=False), 0
-    if not part:
-        return whole.hexdigest()
-    if filled:
-        digests.append(current.digest())
-    if len(digests) != parts:
-        return "different-part-count"
-    return hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest() + f"-{len(digests)}"
+    def quick(self, s: Entry, d: Entry) -> str | None:
+        return "full"

@@ -1,10 +1,17 @@
-"""Run a plan between two stores: bounded concurrency, retries with jittered backoff, events."""
+"""Run a plan between two stores: the destination opens a session that carries it out.
+
+The default session (``PoolSession``) is a bounded pool of per-file workers with
+retries and jittered backoff: local disk, S3 and the SFTP fallback use it. A store
+that can do better with the whole plan at once (a remote tree: one script and one tar
+stream in one login shell) opens its own session instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from ..aio import unwrap_groups
@@ -34,6 +41,7 @@ class Outcome:
     bytes: int = 0
     deleted: int = 0
     skipped: int = 0
+    touched: int = 0
     seconds: float = 0.0
     failed: list[Failure] = field(default_factory=list)
 
@@ -54,22 +62,50 @@ async def execute(
     dst: Store,
     reporter: Reporter,
     opts: ExecOptions = ExecOptions(),
+    session: PlanSession | None = None,
 ) -> Outcome:
-    """Copy, then delete, as the plan says. Fatal errors (bad credentials, unreachable
-    endpoint, missing bucket) cancel everything and are raised; per-file errors are
-    collected in ``Outcome.failed`` and the rest carry on."""
+    """Carry out ``plan`` through ``session``, else the one ``dst`` opens. Fatal errors
+    (bad credentials, unreachable endpoint, missing bucket) cancel everything and are
+    raised; per-file errors are collected in ``Outcome.failed`` and the rest carry on."""
     started = time.monotonic()
-    out = Outcome(skipped=len(plan.skips))
+    out = await (session or dst.open_session(opts)).run(plan, src, reporter)
+    out.seconds = time.monotonic() - started
+    return out
+
+
+class PlanSession(ABC):
+    """Carries out one plan on a destination store."""
+
+    @abstractmethod
+    async def run(self, plan: Plan, src: Store, reporter: Reporter) -> Outcome: ...
+
+
+def announce(plan: Plan, reporter: Reporter) -> Outcome:
+    """Emit what is known before anything moves (warnings, skips, the totals); every
+    session starts with this, so progress bars fill the same way whatever the store."""
     for message in plan.warnings:
         reporter(Notice(message))
     for action in plan.skips:
         reporter(FileSkipped(action.target, action.reason))
     copies = plan.copies
     reporter(Planned(len(copies), sum(a.size for a in copies)))
+    return Outcome(skipped=len(plan.skips))
 
-    if dst.batch_writes and copies and all(a.dst_path is None for a in copies):
-        await _copy_batch(copies, src, dst, reporter, out)
-    else:
+
+class PoolSession(PlanSession):
+    """Per-file workers: copies (``opts.concurrency`` at a time, retried), then mtime
+    fixes, then deletes in batches."""
+
+    def __init__(self, dst: Store, opts: ExecOptions = ExecOptions()) -> None:
+        self.dst = dst
+        self.opts = opts
+
+    async def run(self, plan: Plan, src: Store, reporter: Reporter) -> Outcome:
+        dst, opts = self.dst, self.opts
+        if plan.commit != "in-place":
+            raise NotImplementedError(f"{dst.url} cannot commit a plan {plan.commit}")
+        out = announce(plan, reporter)
+        copies = plan.copies
         queue = iter(copies)
 
         async def worker() -> None:
@@ -80,32 +116,18 @@ async def execute(
             for _ in range(max(1, min(opts.concurrency, len(copies)))):
                 tg.create_task(worker())
 
-    deletes = [a.target for a in plan.deletes]
-    for i in range(0, len(deletes), DELETE_BATCH):
-        batch = deletes[i : i + DELETE_BATCH]
-        await dst.delete(batch)
-        for path in batch:
-            reporter(FileDeleted(path))
-        out.deleted += len(batch)
-    out.seconds = time.monotonic() - started
-    return out
-
-
-async def _copy_batch(copies: list[Action], src: Store, dst: Store, reporter: Reporter, out: Outcome) -> None:
-    """All copies as one batch (e.g. one tar stream over SSH). A batch is all or nothing
-    from the executor's view, so a failure is raised rather than retried per file."""
-    sizes = {a.target: a.size for a in copies}
-
-    def on_bytes(path: str, n: int) -> None:
-        reporter(BytesMoved(path, n))
-
-    def on_done(path: str) -> None:
-        out.files += 1
-        out.bytes += sizes.get(path, 0)
-        reporter(FileDone(path, sizes.get(path, 0)))
-
-    entries = [a.entry for a in copies if a.entry is not None]
-    await dst.write_batch(entries, src, on_bytes, on_done)
+        touches = [(a.target, a.entry.mtime) for a in plan.touches if a.entry is not None]
+        if touches:
+            await dst.set_mtimes(touches)
+            out.touched = len(touches)
+        deletes = [a.target for a in plan.deletes]
+        for i in range(0, len(deletes), DELETE_BATCH):
+            batch = deletes[i : i + DELETE_BATCH]
+            await dst.delete(batch)
+            for path in batch:
+                reporter(FileDeleted(path))
+            out.deleted += len(batch)
+        return out
 
 
 async def _copy_one(

@@ -12,7 +12,13 @@ from typing import Literal
 from ..stores.base import Entry
 from ..stores.local import safe_relpath
 
-ActionKind = Literal["copy", "delete", "skip"]
+ActionKind = Literal["copy", "delete", "skip", "touch", "keep"]
+"""copy and delete as named; skip: unchanged; touch: content matched, only the
+destination's mtime is set (so the next run sees no change); keep: a destination-only
+path that a staged commit must carry over into the new tree (excluded, or not deleted)."""
+Commit = Literal["in-place", "staged"]
+"""in-place: each file lands at its place as it completes (atomically per file);
+staged: the whole new tree is built aside and swapped into place at the end."""
 PathFilter = Callable[[str], bool]
 
 
@@ -39,6 +45,7 @@ class Action:
 class Plan:
     actions: list[Action] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    commit: Commit = "in-place"
 
     @property
     def copies(self) -> list[Action]:
@@ -51,6 +58,14 @@ class Plan:
     @property
     def skips(self) -> list[Action]:
         return [a for a in self.actions if a.kind == "skip"]
+
+    @property
+    def touches(self) -> list[Action]:
+        return [a for a in self.actions if a.kind == "touch"]
+
+    @property
+    def keeps(self) -> list[Action]:
+        return [a for a in self.actions if a.kind == "keep"]
 
 
 def unsafe_path_warning(path: str, where: str) -> str:

@@ -9,7 +9,7 @@ from ..aio import unwrap_groups
 from ..errors import BucketNotFoundError, NotFoundError
 from ..stores.base import Entry, Store
 from ..stores.local import safe_relpath
-from .compare import UNSURE, Compare
+from .compare import SAME_CONTENT, UNSURE, Compare
 from .plan import Action, PathFilter, Plan, unsafe_path_warning
 
 
@@ -32,15 +32,25 @@ async def plan_sync(
     delete: bool = False,
     allow: PathFilter | None = None,
     checks_in_flight: int = 32,
+    dst_entries: list[Entry] | None = None,
+    staged: bool = False,
 ) -> Plan:
     """Plan a sync from ``src`` to ``dst``.
 
     Files excluded by ``allow`` are invisible on both sides: never copied, never
     deleted. Pairs the listings cannot decide (see Compare.quick) are resolved with
-    at most ``checks_in_flight`` requests or hashes at a time.
+    at most ``checks_in_flight`` requests or hashes at a time. ``dst_entries``: the
+    destination's listing when the caller already has it. ``staged``: the plan commits
+    by building the new tree aside, so every destination-only path that must survive
+    (excluded, or not deleted) gets a keep action.
     """
-    src_list, dst_list = await asyncio.gather(_listing(src, missing_ok=False), _listing(dst, missing_ok=True))
-    plan = Plan()
+    if dst_entries is None:
+        src_list, dst_list = await asyncio.gather(
+            _listing(src, missing_ok=False), _listing(dst, missing_ok=True)
+        )
+    else:
+        src_list, dst_list = await _listing(src, missing_ok=False), dst_entries
+    plan = Plan(commit="staged" if staged else "in-place")
     unsure: list[tuple[int, Entry, Entry]] = []
     for s, d in _merge(src_list, dst_list):
         path = s.path if s is not None else d.path  # type: ignore[union-attr]
@@ -48,11 +58,15 @@ async def plan_sync(
             plan.warnings.append(unsafe_path_warning(path, src.url))
             continue
         if allow is not None and not allow(path):
+            if staged and s is None and d is not None:
+                plan.actions.append(Action("keep", path, d.size, "excluded", d))
             continue
         if s is None:
             assert d is not None
             if delete and safe_relpath(path) is not None:
-                plan.actions.append(Action("delete", path, d.size, "not in source"))
+                plan.actions.append(Action("delete", path, d.size, "not in source", d))
+            elif staged:
+                plan.actions.append(Action("keep", path, d.size, "not in source", d))
             continue
         if d is None:
             plan.actions.append(Action("copy", path, s.size, "new", s))
@@ -77,7 +91,9 @@ async def _resolve(plan: Plan, unsure: list[tuple[int, Entry, Entry]], compare: 
     async def worker() -> None:
         for index, s, d in pending:  # shared iterator: each pair is taken once
             reason = await compare.resolve(s, d)
-            if reason is not None:
+            if reason == SAME_CONTENT:
+                plan.actions[index] = Action("touch", s.path, s.size, "content unchanged", s)
+            elif reason is not None:
                 plan.actions[index] = Action("copy", s.path, s.size, reason, s)
 
     async with unwrap_groups(), asyncio.TaskGroup() as tg:

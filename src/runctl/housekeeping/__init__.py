@@ -6,8 +6,7 @@ The same functions serve S3 prefixes and local directories (both are Stores); th
 
 from __future__ import annotations
 
-from .location import open_location
-from .ranking import CleanupResult, cleanup, list_ranked, rank, select
+from .ranking import CleanupResult, cleanup, list_ranked, rank
 from .review import Review, categorize, review
 from .watch import Change, watch
 
@@ -18,9 +17,7 @@ __all__ = [
     "categorize",
     "cleanup",
     "list_ranked",
-    "open_location",
     "rank",
     "review",
-    "select",
     "watch",
 ]

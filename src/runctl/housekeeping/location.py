@@ -1,13 +1,13 @@
-"""Open an S3 prefix or a local directory as a Store, and name its entries for output."""
+"""Name a store's entries for output (stores say how: ``item_field``, ``display_prefix``).
+
+Stores themselves are opened by runctl.stores.factory."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from ..settings import Settings
 from ..stores.base import Entry, Store
 
 
@@ -30,24 +30,7 @@ class Naming:
 
 
 def naming_for(store: Store) -> Naming:
-    from ..stores.local import LocalStore
-    from ..stores.s3 import S3Store
-
-    if isinstance(store, S3Store):
-        return Naming("key", store.prefix)
-    if isinstance(store, LocalStore):
-        return Naming("path", str(store.root).rstrip("/") + "/")
-    return Naming("path", "")
-
-
-def open_location(location: str | Path, settings: Settings | None = None) -> Store:
-    """``s3://BUCKET/PREFIX`` as an S3 store rooted at ``PREFIX/``; anything else as a local dir."""
-    from ..api import local_store, s3_store
-
-    settings = settings or Settings()
-    if isinstance(location, str) and location.startswith("s3://"):
-        return s3_store(location, settings, directory=True)[0]
-    return local_store(Path(location), settings)
+    return Naming(store.item_field, store.display_prefix)
 
 
 def iso(ts: float) -> str:

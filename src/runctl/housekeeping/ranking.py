@@ -2,45 +2,32 @@
 
 Newness is the listing's mtime (S3: LastModified, whole seconds); ties are broken by
 the key in natural order, so ``step_10.pt`` counts as newer than ``step_9.pt``.
+Pruning is an engine Plan of deletes, run by the engine's executor (which batches
+them as S3's DeleteObjects wants); a dry run is the plan, not executed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
+from ..engine.execute import execute
+from ..engine.plan import Action, Plan
 from ..errors import RunctlError, UsageError
-from ..events import FileDeleted, Reporter, null_reporter
+from ..events import Event, FileDeleted, Reporter, null_reporter
+from ..filters import PathTest, everything, glob_selector
 from ..stores.base import Entry, Store
 from .location import Naming, naming_for
 
 CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".pkl", ".h5", ".onnx")
-DELETE_BATCH = 1000
-"""Keys per delete call: S3's DeleteObjects limit."""
-
-Selector = Callable[[str], bool]
 
 _DIGITS = re.compile(r"(\d+)")
 
 
-def everything(path: str) -> bool:
-    return True
-
-
 def has_checkpoint_extension(path: str) -> bool:
     return path.lower().endswith(CHECKPOINT_EXTENSIONS)
-
-
-def select(patterns: Sequence[str] | None, default: Selector = everything) -> Selector:
-    """Match relative paths against any of ``patterns`` (fnmatch, case-sensitive, ``*``
-    crosses ``/``); with no patterns, use ``default``."""
-    if not patterns:
-        return default
-    globs = tuple(patterns)
-    return lambda path: any(fnmatchcase(path, g) for g in globs)
 
 
 def _natural(path: str) -> tuple[tuple[int | str, ...], str]:
@@ -97,6 +84,8 @@ class CleanupResult:
     kept: list[Entry] = field(default_factory=list)
     deleted: list[Entry] = field(default_factory=list)
     """Newest first. Under a dry run: what would be deleted."""
+    plan: Plan = field(default_factory=Plan)
+    """The deletes, newest first (what a dry run shows, what a real run executes)."""
 
     @property
     def deleted_bytes(self) -> int:
@@ -120,10 +109,10 @@ class CleanupResult:
 
 
 async def list_ranked(
-    store: Store, patterns: Sequence[str] | None = None, default: Selector = everything
+    store: Store, patterns: Sequence[str] | None = None, default: PathTest = everything
 ) -> RankedList:
     """Every file under ``store`` that the patterns (else ``default``) select, newest first."""
-    match = select(patterns, default)
+    match = glob_selector(patterns, default)
     entries = [e async for e in store.list() if match(e.path)]
     return RankedList(store.url, naming_for(store), rank(entries))
 
@@ -133,22 +122,22 @@ async def cleanup(
     keep_last_n: int,
     *,
     patterns: Sequence[str] | None = None,
-    default: Selector = everything,
+    default: PathTest = everything,
     dry_run: bool = False,
     force: bool = False,
     reporter: Reporter = null_reporter,
 ) -> CleanupResult:
     """Keep the newest ``keep_last_n`` selected files under ``store``; delete the rest.
 
-    The whole listing is ranked (every page), then deletions go out in batches of
-    1,000. ``keep_last_n=0`` is refused unless ``force``. A failure part-way raises the
-    store's typed error, its message saying how many were already deleted.
+    The whole listing is ranked (every page) before anything is deleted. ``keep_last_n=0``
+    is refused unless ``force``. A failure part-way raises the store's typed error, its
+    message saying how many were already deleted.
     """
     check_keep(keep_last_n, force)
     result = CleanupResult(
         store.url, naming_for(store), keep_last_n, list(patterns) if patterns else None, dry_run
     )
-    match = select(patterns, default)
+    match = glob_selector(patterns, default)
     candidates: list[Entry] = []
     async for entry in store.list():
         result.listed += 1
@@ -156,16 +145,23 @@ async def cleanup(
             candidates.append(entry)
     ranked = rank(candidates)
     result.kept, doomed = ranked[:keep_last_n], ranked[keep_last_n:]
+    reason = f"not among the newest {keep_last_n}"
+    result.plan = Plan([Action("delete", e.path, e.size, reason, e) for e in doomed])
     if dry_run:
         result.deleted = doomed
         return result
-    for i in range(0, len(doomed), DELETE_BATCH):
-        batch = doomed[i : i + DELETE_BATCH]
-        try:
-            await store.delete([e.path for e in batch])
-        except RunctlError as exc:
-            raise type(exc)(f"{exc.message} (after deleting {i} of {len(doomed)})", exc.hint) from exc
-        result.deleted.extend(batch)
-        for e in batch:
-            reporter(FileDeleted(e.path))
+    by_path = {e.path: e for e in doomed}
+
+    def count(event: Event) -> None:
+        # The executor reports each delete once its batch is done: the result (and the
+        # partial-failure message) list exactly what is gone.
+        if isinstance(event, FileDeleted):
+            result.deleted.append(by_path[event.path])
+        reporter(event)
+
+    try:
+        await execute(result.plan, store, store, count)
+    except RunctlError as exc:
+        done = len(result.deleted)
+        raise type(exc)(f"{exc.message} (after deleting {done} of {len(doomed)})", exc.hint) from exc
     return result

@@ -12,7 +12,11 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ..digests import DigestSpec
+    from ..engine.execute import ExecOptions, PlanSession
 
 ProgressFn = Callable[[int], None]
 EntryKind = Literal["file", "dir", "symlink"]
@@ -63,6 +67,14 @@ class Store(ABC):
     """True when ``Entry.mtime`` from a listing is the file's own mtime. False for S3,
     whose listings give LastModified (upload time); the source mtime sits in metadata."""
 
+    item_field: str = "path"
+    """How housekeeping output names an entry: "key" for S3, "path" for files."""
+    display_prefix: str = ""
+    """Prepended to an entry's relative path in output (the S3 prefix, the local root)."""
+
+    digests: frozenset[str] = frozenset()
+    """Digest kinds (runctl.digests) ``digest`` can compute for any file of this store."""
+
     @abstractmethod
     def list(self) -> AsyncIterator[Entry]:
         """Yield every file under the store's root, sorted by path."""
@@ -80,6 +92,14 @@ class Store(ABC):
         entry = await self.stat(path)
         return entry.mtime if entry else None
 
+    def listed_digest(self, entry: Entry) -> tuple[DigestSpec, str] | None:
+        """A digest the listing already carries, free of charge (S3: the ETag), and what it is."""
+        return None
+
+    async def digest(self, entry: Entry, spec: DigestSpec) -> str | None:
+        """Compute the digest ``spec`` of ``entry`` (a kind in ``digests``), else None."""
+        return None
+
     def local_file(self, path: str) -> Path | None:
         """The file on local disk behind ``path``, when there is one (lets writers stream it)."""
         return None
@@ -96,19 +116,18 @@ class Store(ABC):
     async def delete(self, paths: Iterable[str]) -> None:
         """Delete files (missing ones are not an error)."""
 
-    batch_writes: bool = False
-    """True when the store prefers one ``write_batch`` call over many ``write`` calls
-    (SSH: one tar stream instead of a round trip per file)."""
+    def open_session(self, opts: ExecOptions) -> PlanSession:
+        """How this store carries out a plan: by default the engine's pool of per-file
+        workers (``write``/``delete``); a store that can run a whole plan at once (a
+        remote tree: one script, one tar stream) returns its own session."""
+        from ..engine.execute import PoolSession  # the engine imports this module
 
-    async def write_batch(
-        self,
-        entries: Sequence[Entry],
-        src: Store,
-        on_bytes: Callable[[str, int], None],
-        on_done: Callable[[str], None],
-    ) -> None:
-        """Copy many entries from ``src`` in one go; only called when ``batch_writes``."""
-        raise NotImplementedError
+        return PoolSession(self, opts)
+
+    async def set_mtimes(self, items: Sequence[tuple[str, float]]) -> None:
+        """Set the mtimes of files whose content already matches (plans' touch actions,
+        made only for stores that keep source mtimes in their listings)."""
+        raise NotImplementedError(f"{self.url} cannot set mtimes")
 
     async def close(self) -> None:
         """Release connections. Stores are also usable as async context managers."""

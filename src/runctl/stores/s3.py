@@ -18,6 +18,7 @@ import obstore
 from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store as _ObS3Store
 
+from ..digests import MD5, S3_ETAG, DigestSpec
 from ..errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -93,6 +94,8 @@ class S3Store(Store):
 
     mtime_precision = 1.0  # LastModified has whole seconds
     listing_mtime_is_source = False
+    item_field = "key"
+    # S3 computes no digest on request; its listing carries the ETag (listed_digest).
 
     def __init__(
         self,
@@ -106,6 +109,7 @@ class S3Store(Store):
         self.bucket = bucket
         self.prefix = prefix
         self.url = f"s3://{bucket}/{prefix}"
+        self.display_prefix = prefix
         self.part_size = part_size
         self.parts_in_flight = parts_in_flight
         self._options = options
@@ -248,6 +252,17 @@ class S3Store(Store):
             if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
                 return dirs, objs
             args["ContinuationToken"] = page["NextContinuationToken"]
+
+    def listed_digest(self, entry: Entry) -> tuple[DigestSpec, str] | None:
+        """The ETag, as what it is: the MD5 of a single-part object, or ``md5(part
+        md5s)-N`` of a multipart one, whose parts we assume runctl's own part size
+        rule chose (``part_size_for`` with this store's part size)."""
+        etag = (entry.etag or "").strip('"')
+        if not etag:
+            return None
+        if "-" not in etag:
+            return DigestSpec(MD5), etag
+        return DigestSpec(S3_ETAG, part_size_for(entry.size, self.part_size)), etag
 
     # -- reading ----------------------------------------------------------------
     async def stat(self, path: str) -> Entry | None:

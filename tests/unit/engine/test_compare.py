@@ -1,13 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import os
 from pathlib import Path
 
-from runctl.engine.compare import UNSURE, Compare, SizeAndMtime, _file_md5
+from runctl.digests import MD5, S3_ETAG, SHA256, DigestSpec
+from runctl.engine.compare import UNSURE, Checksum, Compare, SizeAndMtime
 from runctl.stores.base import Entry
 from runctl.stores.local import LocalStore
-from runctl.stores.s3 import part_size_for
 
 
 class _S3Like(LocalStore):
@@ -54,23 +54,76 @@ def test_download_direction_trusts_a_file_written_after_the_object_changed(tmp_p
     assert c.quick(obj, object_newer) == UNSURE
 
 
-def test_file_md5_plain_and_multipart(tmp_path: Path) -> None:
-    data = os.urandom(5 * 1024 * 1024 + 123)
-    path = tmp_path / "f"
-    path.write_bytes(data)
-    assert _file_md5(str(path), 0, 0) == hashlib.md5(data).hexdigest()
-    part = 2 * 1024 * 1024
-    digests = [hashlib.md5(data[i : i + part]).digest() for i in range(0, len(data), part)]
-    expected = hashlib.md5(b"".join(digests)).hexdigest() + "-3"
-    assert _file_md5(str(path), part, 3) == expected
-    assert _file_md5(str(path), part, 4) == "different-part-count"
+class _ListsETags(LocalStore):
+    """A local store whose listing carries S3-style ETags (as S3's does) and that can
+    compute nothing itself: Checksum must hash the *other* side to match."""
+
+    digests = frozenset()
+
+    def listed_digest(self, entry: Entry) -> tuple[DigestSpec, str] | None:
+        etag = entry.etag or ""
+        if "-" in etag:
+            return DigestSpec(S3_ETAG, 4), etag
+        return (DigestSpec(MD5), etag) if etag else None
 
 
-def test_part_size_grows_so_no_upload_needs_more_than_10000_parts() -> None:
-    eight = 8 * 1024 * 1024
-    assert part_size_for(1024, eight) == eight
-    six_tib = 6 * 1024**4
-    part = part_size_for(six_tib, eight)
-    assert part > eight and -(-six_tib // part) <= 10_000
-    seven_gib = 7 * 1024**3  # > 5 GiB: still 8 MiB parts, 896 of them
-    assert part_size_for(seven_gib, eight) == eight
+class _NoDigests(LocalStore):
+    digests = frozenset()
+
+
+class _Recording(LocalStore):
+    """Remembers which digest kinds it was asked for."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.asked: list[str] = []
+
+    async def digest(self, entry: Entry, spec: DigestSpec) -> str | None:
+        self.asked.append(spec.kind)
+        return await super().digest(entry, spec)
+
+
+def resolve(c: Checksum, s: Entry, d: Entry) -> str | None:
+    return asyncio.run(c.resolve(s, d))
+
+
+def test_checksum_hashes_the_local_side_like_the_listed_etag(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"abcdefghij")
+    md5 = hashlib.md5(b"abcdefghij").hexdigest()
+    parts = [hashlib.md5(p).digest() for p in (b"abcd", b"efgh", b"ij")]
+    multipart = hashlib.md5(b"".join(parts)).hexdigest() + "-3"
+    local, remote = LocalStore(tmp_path), _ListsETags(tmp_path)
+    mine = Entry("f", 10, 1.0)
+    for src, dst, s_etag, d_etag in ((local, remote, None, "x"), (remote, local, "x", None)):
+        c = Checksum(src, dst)
+        assert c.quick(Entry("f", 10, 1.0), Entry("f", 11, 1.0)) == "size differs"
+        assert c.quick(mine, mine) == UNSURE
+        for etag, expected in ((md5, None), (multipart, None), ("0" * 32, "content differs")):
+            s = Entry("f", 10, 1.0, etag if s_etag else None)
+            d = Entry("f", 10, 1.0, etag if d_etag else None)
+            assert resolve(c, s, d) == expected, (src, etag)
+
+
+def test_checksum_without_a_shared_digest_cannot_compare(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+    entry = Entry("f", 3, 1.0)
+    assert resolve(Checksum(LocalStore(tmp_path), _ListsETags(tmp_path)), entry, entry) == (
+        "content cannot be compared"  # no ETag listed, and the other side computes nothing
+    )
+    assert resolve(Checksum(_NoDigests(tmp_path), _ListsETags(tmp_path)), entry, Entry("f", 3, 1.0, "e")) == (
+        "content cannot be compared"
+    )
+
+
+def test_checksum_between_two_hashing_stores_uses_the_strongest_shared_kind(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"same")
+    (tmp_path / "b" / "f").write_bytes(b"same")
+    (tmp_path / "b" / "g").write_bytes(b"diff")
+    (tmp_path / "a" / "g").write_bytes(b"DIFF")
+    src, dst = _Recording(tmp_path / "a"), _Recording(tmp_path / "b")
+    c = Checksum(src, dst)
+    assert resolve(c, Entry("f", 4, 1.0), Entry("f", 4, 2.0)) is None
+    assert resolve(c, Entry("g", 4, 1.0), Entry("g", 4, 1.0)) == "content differs"
+    assert src.asked == dst.asked == [SHA256, SHA256]

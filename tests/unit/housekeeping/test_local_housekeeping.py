@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from runctl.errors import NetworkError, UsageError
+from runctl.events import Event, FileDeleted
 from runctl.housekeeping import categorize, cleanup, rank, review, watch
 from runctl.housekeeping.ranking import has_checkpoint_extension
 from runctl.settings import Settings
@@ -196,6 +197,26 @@ def test_cleanup_deletes_in_batches_and_reports_partial_failure() -> None:
     assert len(store.entries) == 500
 
 
+def test_cleanup_is_a_plan_of_deletes_a_dry_run_shows_and_a_real_run_executes() -> None:
+    entries = [Entry(f"step_{i}.pt", i, float(i)) for i in range(1, 6)]
+    store = FlakyStore(entries)
+    dry = asyncio.run(cleanup(store, 2, dry_run=True))
+    assert [(a.kind, a.path, a.size, a.reason) for a in dry.plan.actions] == [
+        ("delete", f"step_{i}.pt", i, "not among the newest 2") for i in (3, 2, 1)
+    ]
+    assert [e.path for e in dry.deleted] == [a.path for a in dry.plan.actions]
+    assert len(store.entries) == 5
+
+    events: list[Event] = []
+    real = asyncio.run(cleanup(store, 2, reporter=events.append))
+    assert [a.path for a in real.plan.actions] == [a.path for a in dry.plan.actions]
+    assert [e.path for e in real.deleted] == ["step_3.pt", "step_2.pt", "step_1.pt"]
+    deleted_events = [e for e in events if isinstance(e, FileDeleted)]
+    assert deleted_events == [FileDeleted(a.path) for a in real.plan.actions]
+    assert sorted(store.entries) == ["step_4.pt", "step_5.pt"] and store.deletes == 1  # one batch
+    assert real.to_dict()["deleted_bytes"] == 6 and real.to_dict()["kept"][0]["path"] == "step_5.pt"
+
+
 # -- watch ----------------------------------------------------------------------
 def test_watch_reports_add_change_delete_not_baseline(tmp_path: Path) -> None:
     make(tmp_path, "existing.pt", 1_700_000_000)
@@ -270,12 +291,15 @@ def test_review_local(run_dir: Path) -> None:
     assert doc["categories"]["checkpoints"]["objects"][0]["path"] == f"{run_dir}/ckpts/step_5.pt"
 
 
-def test_open_location_picks_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runctl.housekeeping import open_location
-    from runctl.stores.s3 import S3Store
+def test_naming_comes_from_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runctl.housekeeping.location import Naming, naming_for
+    from runctl.stores.factory import open_store
 
-    assert isinstance(open_location(tmp_path), LocalStore)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    s3 = open_location("s3://some-bucket/run/ckpts", Settings(region="us-east-1"))
-    assert isinstance(s3, S3Store) and s3.prefix == "run/ckpts/"
+    settings = Settings(region="us-east-1")
+    s3, _ = open_store("s3://some-bucket/run/ckpts", settings, directory=True)
+    assert naming_for(s3) == Naming("key", "run/ckpts/")
+    local, _ = open_store(tmp_path, settings, directory=True)
+    assert naming_for(local) == Naming("path", f"{tmp_path}/")
+    assert naming_for(FlakyStore([])) == Naming("path", "")  # a store that says nothing

@@ -8,7 +8,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from runctl.stores import gzip_stream, ssh_scripts
+from runctl.remote import scripts
+from runctl.stores import gzip_stream
 
 
 def test_members_decode_as_one_stream_and_dense_chunks_are_stored() -> None:
@@ -49,21 +50,19 @@ def test_tar_command_decodes_before_unpacking(tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(blob))
     raw = archive.getvalue()
     stream = gzip_stream.member(raw[:5000]) + gzip_stream.member(raw[5000:])
-    script = ssh_scripts.tar_command(str(tmp_path / "dest"), gzip_stream.DECODE)
+    script = scripts.tar_command(str(tmp_path / "dest"), gzip_stream.DECODE)
     subprocess.run(["sh", "-c", script], input=stream, check=True)
     run = tmp_path / "dest" / "pkg" / "run.sh"
     assert run.read_bytes() == b"hi\n" and run.stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "dest" / "pkg" / "blob.bin").read_bytes() == blob
-    again = ssh_scripts.tar_command(str(tmp_path / "again"), gzip_stream.DECODE)
+    again = scripts.tar_command(str(tmp_path / "again"), gzip_stream.DECODE)
     cut = subprocess.run(["sh", "-c", again], input=stream[: len(stream) // 2], capture_output=True)
     assert cut.returncode != 0 and (tmp_path / "again").is_dir()  # unpacking began, then failed
 
 
-def test_when_to_compress() -> None:
-    assert not gzip_stream.wanted("auto", "127.0.0.1")
-    assert not gzip_stream.wanted("auto", "::1")
-    assert gzip_stream.wanted("auto", "10.0.0.5")
-    assert gzip_stream.wanted("auto", "fe80::1%eth0")
-    assert gzip_stream.wanted("auto", None)  # no peer address (a tunnel): assume a real link
-    assert gzip_stream.wanted("always", "127.0.0.1")
-    assert not gzip_stream.wanted("never", "10.0.0.5")
+def test_when_to_compress_is_judged_by_the_measured_round_trip() -> None:
+    assert not gzip_stream.wanted("auto", 0.0008)  # loopback or LAN: ~1 ms
+    assert gzip_stream.wanted("auto", 0.030)  # a WAN, even if it reaches us through a local port
+    assert gzip_stream.wanted("auto", None)  # not measured: assume a real link
+    assert gzip_stream.wanted("always", 0.0001)
+    assert not gzip_stream.wanted("never", 0.5)

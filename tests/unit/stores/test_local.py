@@ -379,3 +379,30 @@ def test_delete_refuses_unsafe_paths(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         run(LocalStore(root).delete(["../keep"]))
     assert (tmp_path / "keep").exists()
+
+
+# -- digests and naming ---------------------------------------------------------------
+
+
+def test_local_store_computes_every_digest_kind_it_declares(tmp_path: Path) -> None:
+    import hashlib
+
+    from runctl.digests import MD5, S3_ETAG, SHA256, DigestSpec
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"abcdefghij")
+    store = LocalStore(tmp_path)
+    entry = Entry("d/f", 10, 1.0)
+    assert store.digests == {MD5, SHA256, S3_ETAG}
+    assert run(store.digest(entry, DigestSpec(MD5))) == hashlib.md5(b"abcdefghij").hexdigest()
+    assert run(store.digest(entry, DigestSpec(SHA256))) == hashlib.sha256(b"abcdefghij").hexdigest()
+    parts = b"".join(hashlib.md5(p).digest() for p in (b"abcdef", b"ghij"))
+    assert run(store.digest(entry, DigestSpec(S3_ETAG, 6))) == hashlib.md5(parts).hexdigest() + "-2"
+    assert store.listed_digest(entry) is None  # a directory listing carries no digest
+    with pytest.raises(UsageError):
+        run(store.digest(Entry("../f", 10, 1.0), DigestSpec(MD5)))  # never outside the root
+
+
+def test_local_store_names_entries_by_full_path(tmp_path: Path) -> None:
+    assert (LocalStore(tmp_path).item_field, LocalStore(tmp_path).display_prefix) == ("path", f"{tmp_path}/")
+    assert LocalStore(Path("/")).display_prefix == "/"

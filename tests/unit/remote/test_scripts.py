@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from runctl.stores import ssh_scripts
-from runctl.stores.ssh import _parse_listing
+from runctl.remote import scripts
+from runctl.stores.remote_tree import parse_listing as _parse_listing
 
 
 def test_remote_error_codes() -> None:
     def code(status: int, stderr: str) -> str:
-        return ssh_scripts.remote_error("tar", status, stderr).code
+        return scripts.remote_error("tar", status, stderr).code
 
     assert code(2, "tar: x: Cannot write: No space left on device") == "remote_disk_full"
     assert code(2, "tar: x: Wrote only 4608 of 10240 bytes\ntar: Exiting with failure") == "remote_disk_full"
@@ -39,7 +39,7 @@ def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
         check=True,
     ).stdout
     perl = subprocess.run(
-        ["perl", "-e", ssh_scripts._PERL_LISTER], cwd=tmp_path, capture_output=True, check=True
+        ["perl", "-e", scripts._PERL_LISTER], cwd=tmp_path, capture_output=True, check=True
     ).stdout
 
     def norm(raw: bytes) -> list[tuple[object, ...]]:
@@ -49,7 +49,7 @@ def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
     assert norm(perl) == norm(gnu)
 
 
-@pytest.mark.parametrize("tool", [h[0] for h in ssh_scripts.HASHERS])
+@pytest.mark.parametrize("tool", [h[0] for h in scripts.HASHERS])
 def test_hash_script_samples_then_digests(tmp_path: Path, tool: str) -> None:
     """Run the remote hash script with the local sh: a file whose ends match gets its
     whole digest, one whose ends differ gets SAMPLE_DIFFERS, a missing one too."""
@@ -59,7 +59,7 @@ def test_hash_script_samples_then_digests(tmp_path: Path, tool: str) -> None:
 
     if shutil.which(tool) is None:
         pytest.fail(f"{tool} is not installed (the CI image installs it)")
-    picked = ssh_scripts.pick_hasher([tool])
+    picked = scripts.pick_hasher([tool])
     assert picked is not None
     algo, command = picked
     sample = 4096
@@ -72,23 +72,23 @@ def test_hash_script_samples_then_digests(tmp_path: Path, tool: str) -> None:
     data[25_000] ^= 0xFF  # only the middle differs: the sample matches, the digest does not
     middle.write_bytes(bytes(data))
     items = [(p.name, expected[p]) for p in (same, changed, middle)] + [("gone.bin", "0" * 64)]
-    script = ssh_scripts.hash_script(str(tmp_path), command, items, sample)
+    script = scripts.hash_script(str(tmp_path), command, items, sample)
     out = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, check=True).stdout
     never = threading.Event()
     assert out.decode().splitlines() == [
         _digest(same, algo, never),
-        ssh_scripts.SAMPLE_DIFFERS,
+        scripts.SAMPLE_DIFFERS,
         _digest(middle, algo, never),
-        ssh_scripts.SAMPLE_DIFFERS,
+        scripts.SAMPLE_DIFFERS,
     ]
     assert _digest(middle, algo, never) != _digest(same, algo, never)
 
 
 def test_pick_hasher_prefers_the_fastest() -> None:
-    fastest = ssh_scripts.pick_hasher(["md5sum", "sha256sum", "openssl"])
+    fastest = scripts.pick_hasher(["md5sum", "sha256sum", "openssl"])
     assert fastest == ("sha256", "openssl dgst -sha256 -r")
-    assert ssh_scripts.pick_hasher(["md5sum"]) == ("md5", "md5sum")
-    assert ssh_scripts.pick_hasher(["tar"]) is None
+    assert scripts.pick_hasher(["md5sum"]) == ("md5", "md5sum")
+    assert scripts.pick_hasher(["tar"]) is None
 
 
 def test_staged_update_renames_files_into_place(tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_staged_update_renames_files_into_place(tmp_path: Path) -> None:
         info.type, info.mode = tarfile.DIRTYPE, 0o700
         tar.addfile(info)
     files = ["pkg/a.py", "new dir/b $x.py", "top.py"]
-    script = ssh_scripts.staged_update_script(
+    script = scripts.staged_update_script(
         str(root), ".runctl-tmp-test", files, [("new dir", 0o700)], existing={"pkg"}
     )
     assert "mkdir -p -- 'new dir'" in script and "mkdir -p -- pkg" not in script

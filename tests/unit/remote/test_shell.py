@@ -1,4 +1,4 @@
-"""The remote shell driver (ssh_scripts.session_script) run by a local sh: framing of
+"""The remote shell driver (remote.scripts.session_script) run by a local sh: framing of
 answers, stderr and exit status per script, and no read-ahead into a tar stream."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from shlex import quote
 
 import pytest
 
-from runctl.stores.ssh_scripts import session_request, session_script
+from runctl.remote.scripts import session_request, session_script
 
 TOKEN = "runctl-0123456789abcdef"
 SHELLS = [s for s in ("sh", "dash", "bash") if shutil.which(s)]

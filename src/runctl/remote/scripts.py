@@ -1,4 +1,4 @@
-"""The POSIX sh scripts the SSH store runs remotely, and how their failures map to errors.
+"""The POSIX sh scripts the remote-tree store runs, and how their failures map to errors.
 
 Every path is pasted through ``shlex.quote``: remote paths with spaces, quotes or ``$``
 must never be interpreted by the remote shell. Scripts are fed to ``sh -s`` on stdin,
@@ -131,16 +131,20 @@ def tar_command(target: str, decode: str | None = None) -> str:
     return f"{TAR_PRESENT}; mkdir -- {quote(target)} && cd -- {quote(target)} && {unpack_command(decode)}"
 
 
-def delete_script(root: str, paths: Iterable[str]) -> str:
-    """Remove files and symlinks, then directories left empty (deepest first);
-    a directory that still holds excluded files stays."""
+def delete_lines(paths: Iterable[str]) -> str:
+    """Remove files and symlinks, then directories left empty (deepest first); a
+    directory that still holds excluded files stays. Never fails (missing is fine)."""
     quoted = " ".join(quote(p) for p in sorted(paths, reverse=True))
-    return f"""cd -- {quote(root)} || exit 0
-for p in {quoted}; do
+    if not quoted:
+        return ""
+    return f"""for p in {quoted}; do
   rm -f -- "$p" 2>/dev/null || rmdir -- "$p" 2>/dev/null
 done
-exit 0
 """
+
+
+def delete_script(root: str, paths: Iterable[str]) -> str:
+    return f"cd -- {quote(root)} || exit 0\n{delete_lines(paths)}exit 0\n"
 
 
 HASHERS = (
@@ -182,12 +186,13 @@ def hash_script(root: str, command: str, items: Sequence[tuple[str, str]], sampl
     return "\n".join(lines) + "\n"
 
 
-def touch_script(root: str, mtimes: Sequence[tuple[str, float]]) -> str:
+def touch_lines(mtimes: Sequence[tuple[str, float]]) -> str:
     """Set mtimes (files whose content matched): the next listing then sees no change."""
-    lines = [f"cd -- {quote(root)} || exit 1"]
-    for path, mtime in mtimes:
-        lines.append(f"touch -c -m -d {quote(iso_stamp(mtime))} -- {quote(path)}")
-    return "\n".join(lines) + "\n"
+    return "".join(f"touch -c -m -d {quote(iso_stamp(m))} -- {quote(p)} &&\n" for p, m in mtimes)
+
+
+def touch_script(root: str, mtimes: Sequence[tuple[str, float]]) -> str:
+    return f"cd -- {quote(root)} || exit 1\n{touch_lines(mtimes)}:\n"
 
 
 def iso_stamp(mtime: float) -> str:
@@ -264,6 +269,7 @@ def staged_update_script(
     decode: str | None = None,
     existing: Collection[str] = (),
     leftovers: Sequence[str] = (),
+    then: str = "",
 ) -> str:
     """Incremental mode into an existing tree: unpack stdin, whose members all lie in
     ``staging`` (a fresh directory inside ``root``, so on the same filesystem; tar
@@ -272,7 +278,8 @@ def staged_update_script(
     replaces a file whole), so an interrupted or failed push never leaves a half-written
     file under its real name. ``dirs``: directories of the batch, with their modes;
     ``existing``: directories the remote already has (no mkdir process for them);
-    ``leftovers``: what interrupted pushes left behind, removed first."""
+    ``leftovers``: what interrupted pushes left behind, removed first; ``then``: more
+    of the plan (mtime fixes, deletes), run only once every file is in place."""
     stage = '"$r_s"/'
     steps: list[str] = []
     wanted = {d for d, _ in dirs} | {posixpath.dirname(f) for f in files}
@@ -304,4 +311,4 @@ def staged_update_script(
   {body}
 }} || {{ r_t=$?; {drop}; exit $r_t; }}
 {drop}
-"""
+{then}"""

@@ -1,10 +1,11 @@
-"""One remote ``sh -s`` that runs every script of a push, over ONE exec channel.
+"""One remote ``sh -s`` that runs every script of an operation, through ONE started command.
 
 On a real host each exec channel starts the user's login shell (``bash -c``, which
 sources ``.bashrc``: conda/pyenv init alone measured 85-150 ms), so the listing, the
 hash requests, the mtime fixes and the final tar stream all go through one shell, as
 rsync's single ``rsync --server`` does. The wire protocol is in
-``ssh_scripts.session_script``; this class only frames requests and answers.
+``scripts.session_script``; this class only frames requests and answers, over any
+transport behind the seam (``remote.seam.Remote``).
 
 A ``last`` script (the tar stream) ends the shell; the next script opens a new one.
 """
@@ -14,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 from ..errors import LocalIOError, NetworkError
-from . import ssh_scripts as scripts
+from . import scripts
+from .seam import Process, Remote
 
 COMMAND = "sh -s"
 """The exec request: the same in every login shell (bash, zsh, fish, csh)."""
@@ -26,13 +29,11 @@ READ_SIZE = 1 << 16
 
 
 class RemoteShell:
-    def __init__(self, conn: Any, url: str) -> None:
-        self.conn = conn
-        self.url = url
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+        self.url = remote.url
         self.token = f"runctl-{secrets.token_hex(8)}"
-        self.channels = 0
-        """Exec channels opened so far (one per shell; tests check it)."""
-        self._proc: Any = None
+        self._proc: Process | None = None
         self._buf = bytearray()
         self._lock = asyncio.Lock()
 
@@ -52,23 +53,29 @@ class RemoteShell:
             raise scripts.remote_error(what, status, err.decode(errors="replace"))
         return out
 
+    async def round_trip(self) -> float:
+        """Seconds for one empty script there and back: the link's latency as this
+        transport sees it (a tunnel through a local port included)."""
+        started = time.monotonic()
+        await self.run(":", "measuring the link")
+        return time.monotonic() - started
+
     async def run_last(self, script: str, what: str, feed: Callable[[Any], Awaitable[None]]) -> None:
         """Run ``script`` reading what ``feed`` writes to the channel (up to EOF); the
         shell then exits. A failure of the script is raised as a typed remote error."""
-        import asyncssh
-
         async with self._lock:
             if self._proc is None:
                 await self._start(":", "starting a remote shell")
                 await self._answer("starting a remote shell")
             proc = self._proc
+            assert proc is not None
             await self._send(scripts.session_request("last", self.token, script), what)
             sent_ok = False
             try:
                 await feed(proc.stdin)
                 proc.stdin.write_eof()
                 sent_ok = True
-            except (ConnectionError, asyncssh.Error):
+            except self.remote.io_errors:
                 pass  # the remote script went away: its status and stderr say why
             except OSError as exc:  # a local file could not be read
                 self._abandon()
@@ -100,29 +107,21 @@ class RemoteShell:
                 proc.close()
 
     async def _start(self, first: str, what: str) -> None:
-        import asyncssh
-
-        try:
-            self._proc = await self.conn.create_process(COMMAND, encoding=None)
-        except (OSError, asyncssh.Error) as exc:
-            raise NetworkError(f"{what}: cannot start a remote shell on {self.url}: {exc}") from exc
-        self.channels += 1
+        self._proc = await self.remote.start(COMMAND)
         self._buf.clear()
         await self._send(scripts.session_script(self.token, first).encode("utf-8", "surrogateescape"), what)
 
     async def _send(self, data: bytes, what: str) -> None:
-        import asyncssh
-
+        assert self._proc is not None
         try:
             self._proc.stdin.write(data)
             await self._proc.stdin.drain()
-        except (OSError, asyncssh.Error) as exc:
+        except (OSError, *self.remote.io_errors) as exc:  # type: ignore[misc]
             await self._died(what, exc)
 
     async def _answer(self, what: str) -> tuple[bytes, int, bytes]:
         """Read one answer: (stdout, exit status, stderr) of the script just sent."""
-        import asyncssh
-
+        assert self._proc is not None
         token = self.token.encode()
         head, tail = b"\n" + token + b" ", b"\n" + token + b".\n"
         buf = self._buf
@@ -131,7 +130,7 @@ class RemoteShell:
             searched = max(0, len(buf) - len(tail))
             try:
                 chunk = await self._proc.stdout.read(READ_SIZE)
-            except (OSError, asyncssh.Error) as exc:
+            except (OSError, *self.remote.io_errors) as exc:  # type: ignore[misc]
                 await self._died(what, exc)
             if not chunk:
                 await self._died(what, None)
@@ -149,22 +148,24 @@ class RemoteShell:
         return out, status, err
 
     async def _died(self, what: str, exc: BaseException | None) -> NoReturn:
-        """The shell or the channel ended without answering: raise why."""
-        import asyncssh
-
+        """The shell or the channel ended without answering: raise why (the transport's
+        own error first: with OpenSSH a refused login ends the command like this)."""
         proc, self._proc = self._proc, None
         self._buf.clear()
         if exc is not None and not isinstance(exc, BrokenPipeError):
             raise NetworkError(f"{what}: connection to {self.url} failed: {exc}") from exc
+        assert proc is not None
         try:
-            done = await asyncio.wait_for(proc.wait(check=False), 10)
-        except (OSError, asyncssh.Error, TimeoutError) as err:
+            status, stderr = await asyncio.wait_for(proc.wait(), 10)
+        except (TimeoutError, OSError, *self.remote.io_errors) as err:  # type: ignore[misc]
             raise NetworkError(f"{what}: connection to {self.url} failed: {err}") from err
-        stderr = done.stderr if isinstance(done.stderr, bytes) else b""
-        raise scripts.remote_error(what, done.exit_status, stderr.decode(errors="replace"))
+        failure = await self.remote.failure(status, stderr)
+        if failure is not None:
+            raise failure
+        raise scripts.remote_error(what, status, stderr.decode(errors="replace"))
 
 
 def request_listing(shell: RemoteShell, root: str) -> Awaitable[bytes]:
-    """Ask the remote shell for the listing of ``root`` (``SSHStore.prefetch`` parses it).
+    """Ask the remote shell for the listing of ``root`` (the remote-tree store parses it).
     Here rather than in the store so a push can send it before the store has loaded."""
     return shell.run(scripts.list_script(root or "."), "listing")

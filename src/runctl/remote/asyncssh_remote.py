@@ -1,9 +1,10 @@
-"""DEST parsing and the SSH connection: resolved as OpenSSH would, host keys always checked.
+"""The asyncssh transport (the default): one in-process SSH connection, resolved as
+OpenSSH would resolve it, host keys always checked.
 
-``[user@]host:path`` (scp form, host may be an ~/.ssh/config alias) or
-``ssh://[user@]host[:port]/path``. asyncssh reads the ssh config (HostName, Port, User,
-IdentityFile, ProxyJump), known_hosts and the agent. It has no "accept-new" mode, so
-trust on first use is an explicit flag that appends the presented key to known_hosts.
+asyncssh reads the ssh config (HostName, Port, User, IdentityFile, ProxyJump),
+known_hosts and the agent. It has no "accept-new" mode, so trust on first use is an
+explicit flag that appends the presented key to known_hosts. asyncssh is imported
+lazily: it costs ~180 ms, which only commands that reach a remote should pay.
 """
 
 from __future__ import annotations
@@ -13,80 +14,17 @@ import socket
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any
 
-from ..errors import CredentialsError, HostKeyError, NetworkError, UsageError
+from ..errors import CredentialsError, HostKeyError, NetworkError, RemoteToolMissingError, UsageError
+from .seam import Process, Remote
+from .target import ConnectOptions, Target
 
 if TYPE_CHECKING:
     import asyncssh
 
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 """AES-GCM runs on AES-NI; chacha20-poly1305 measured ~1.5x slower here."""
-
-
-class Target(NamedTuple):
-    host: str
-    path: str
-    """Remote directory; relative paths are relative to the remote home."""
-    user: str | None = None
-    port: int | None = None
-
-    @property
-    def url(self) -> str:
-        """For messages: scp form, with the port when one was given."""
-        user = f"{self.user}@" if self.user else ""
-        port = f" (port {self.port})" if self.port else ""
-        return f"{user}{self.host}:{self.path.rstrip('/')}/{port}"
-
-
-class ConnectOptions(NamedTuple):
-    config: Path | None = None
-    identity: Path | None = None
-    port: int | None = None
-    known_hosts: Path | None = None
-    accept_new_host_key: bool = False
-
-
-def parse_dest(dest: str) -> Target:
-    """Parse DEST (see module docstring). ``~/x`` and ``x`` both mean x in the remote home."""
-    if dest.startswith("ssh://"):
-        parts = urlsplit(dest)
-        if not parts.hostname:
-            raise UsageError(f"no host in {dest!r}", "Use ssh://[user@]host[:port]/path.")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise UsageError(f"bad port in {dest!r}") from exc
-        path = unquote(parts.path)
-        # ssh://host/abs/path is absolute; ssh://host/~/x is relative to the home.
-        path = path[1:] if path.startswith("/~") else path
-        return Target(parts.hostname, _home_relative(path), unquote(parts.username or "") or None, port)
-    host, sep, path = _split_scp(dest)
-    if not sep or not host:
-        raise UsageError(
-            f"not a remote destination: {dest!r}",
-            "Use [user@]host:path or ssh://[user@]host[:port]/path (e.g. gpu1:project).",
-        )
-    user, at, name = host.rpartition("@")
-    return Target(name.strip("[]"), _home_relative(path), user if at else None)
-
-
-def _split_scp(dest: str) -> tuple[str, str, str]:
-    if dest.startswith("[") and "]:" in dest:  # [ipv6]:path
-        host, _, path = dest[1:].partition("]:")
-        return host, ":", path
-    head, sep, path = dest.partition(":")
-    if "/" in head:  # ./a:b is a local path, as with scp
-        return "", "", dest
-    return head, sep, path
-
-
-def _home_relative(path: str) -> str:
-    if path in ("", "~", "~/"):
-        return "."
-    return path[2:] if path.startswith("~/") else path
-
 
 _OQS_NAMES = ("oqs", "liboqs")
 _LIB_DIRS = (
@@ -192,9 +130,10 @@ def _options(target: Target, opts: ConnectOptions) -> Any:
     ]
     kwargs: dict[str, Any] = {"host": target.host, "encryption_algs": ciphers}
     if opts.config is not None:
-        if not opts.config.is_file():
+        if not opts.config.exists():
             raise UsageError(f"ssh config file not found: {opts.config}")
-        kwargs["config"] = [str(opts.config)]
+        # -F /dev/null is the usual "no config at all", as with ssh (not a regular file).
+        kwargs["config"] = [str(opts.config)] if opts.config.is_file() else []
     if opts.port or target.port:
         kwargs["port"] = opts.port or target.port
     if target.user:
@@ -286,3 +225,55 @@ def _connect_error(target: Target, options: Any, exc: BaseException) -> Exceptio
         return NetworkError(f"timed out connecting to {where}", "Check the network and the port.")
     detail = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
     return NetworkError(f"cannot connect to {where} ({target.host}): {detail}", "Check the host and network.")
+
+
+class _Process(Process):
+    def __init__(self, proc: Any) -> None:
+        self._proc = proc
+        self.stdin = proc.stdin
+        self.stdout = proc.stdout
+
+    async def wait(self) -> tuple[int | None, bytes]:
+        done = await self._proc.wait(check=False)
+        stderr = done.stderr if isinstance(done.stderr, bytes) else b""
+        status: int | None = done.exit_status
+        return status, stderr
+
+    def close(self) -> None:
+        self._proc.close()
+
+
+class AsyncSSHRemote(Remote):
+    """Commands over one asyncssh connection (exec channels; SFTP for the no-tar fallback)."""
+
+    name = "asyncssh"
+
+    def __init__(self, conn: asyncssh.SSHClientConnection, url: str) -> None:
+        import asyncssh
+
+        self.conn = conn
+        self.url = url
+        self.io_errors = (ConnectionError, asyncssh.Error)
+
+    @classmethod
+    async def open(cls, target: Target, opts: ConnectOptions) -> AsyncSSHRemote:
+        return cls(await connect(target, opts), target.url)
+
+    async def start(self, command: str) -> Process:
+        try:
+            proc = await self.conn.create_process(command, encoding=None)
+        except (OSError, *self.io_errors) as exc:  # type: ignore[misc]
+            raise NetworkError(f"cannot start a remote shell on {self.url}: {exc}") from exc
+        self.started += 1
+        return _Process(proc)
+
+    async def open_sftp(self) -> Any:
+        try:
+            return await self.conn.start_sftp_client()
+        except (OSError, *self.io_errors) as exc:  # type: ignore[misc]
+            hint = "Install tar (or enable SFTP) on the remote machine."
+            raise RemoteToolMissingError(f"{self.url} has no SFTP server ({exc})", hint) from exc
+
+    async def close(self) -> None:
+        self.conn.close()
+        await self.conn.wait_closed()

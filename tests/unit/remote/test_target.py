@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runctl.codesync.target import parse_dest
 from runctl.errors import UsageError
+from runctl.remote.target import parse_dest
 
 
 def test_parse_dest() -> None:
@@ -30,7 +30,7 @@ def test_parse_dest() -> None:
 def test_import_asyncssh_leaves_out_x509_only() -> None:
     """asyncssh loads without cryptography.x509, and is not left blocked for later imports."""
     code = (
-        "import sys; from runctl.codesync.target import import_asyncssh; a = import_asyncssh(); "
+        "import sys; from runctl.remote.asyncssh_remote import import_asyncssh; a = import_asyncssh(); "
         "assert 'cryptography.x509' not in sys.modules; assert a.SSHClientConnectionOptions; "
         "assert 'asyncssh.crypto.x509' not in sys.modules"
     )
@@ -38,7 +38,7 @@ def test_import_asyncssh_leaves_out_x509_only() -> None:
 
 
 def test_find_liboqs_looks_in_library_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runctl.codesync.target import _find_liboqs
+    from runctl.remote.asyncssh_remote import _find_liboqs
 
     (tmp_path / "libfoo.so").touch()
     (tmp_path / "liboqs.so.5").touch()

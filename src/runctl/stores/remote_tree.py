@@ -1,0 +1,320 @@
+"""A directory on a remote machine as a store, written only against the remote seam.
+
+Built for few round trips and ONE remote shell per operation, because each started
+command costs a login shell on a real host (see remote.shell):
+* ``survey()`` is ONE remote command that prints the whole tree and the tools the
+  remote has; what the remote can do comes back in that value (``RemoteTree``), never
+  by changing the store;
+* a plan runs as ONE script and ONE tar stream (``TreeSession``): files unpacked
+  aside and renamed into place (or a whole staged tree swapped in), then mtime fixes
+  and deletes, all in the same shell;
+* ``hashes()`` digests many remote files in one command (see codesync.compare).
+Without tar on the remote, the session falls back to per-file SFTP writes (stores/sftp).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from shlex import quote
+from typing import Any, NamedTuple
+
+from ..engine.execute import ExecOptions, Outcome, PlanSession, PoolSession, announce
+from ..engine.plan import Action, Plan
+from ..errors import NotFoundError, RemoteToolMissingError
+from ..events import BytesMoved, FileDeleted, FileDone, Reporter
+from ..remote import scripts
+from ..remote.shell import RemoteShell, request_listing
+from . import gzip_stream
+from .base import Entry, EntryKind, ProgressFn, Reader, Store
+from .local import TMP_MARK
+from .tar_stream import send_tar
+
+LEFTOVER_AGE = 3600.0
+"""Seconds after which a staging dir or temporary file is taken as abandoned (a push
+still running beside this one would be younger)."""
+SFTP_FILES_IN_FLIGHT = 64
+_TYPES: dict[bytes, EntryKind] = {b"f": "file", b"d": "dir", b"l": "symlink"}
+_TMP_MARK = TMP_MARK.encode()
+_FS_ENCODING = sys.getfilesystemencoding()
+Digests = list[str | None]  # named here: inside the class, ``list`` is the method
+Entries = list[Entry]
+
+
+class RemoteTree(NamedTuple):
+    """What one listing found: the tree and what the remote can do with it."""
+
+    exists: bool
+    """Whether the root directory exists."""
+    lister: str
+    """What printed the tree: "gnu" (find -printf) or "perl"."""
+    tools: frozenset[str]
+    """Remote tools present (tar, gzip, openssl, sha256sum, ...)."""
+    entries: Entries
+    leftovers: tuple[str, ...] = ()
+    """Staging dirs and temporary files an interrupted push left (an hour old or more)."""
+
+    @property
+    def has_tar(self) -> bool:
+        return "tar" in self.tools
+
+    @property
+    def mtime_precision(self) -> float:
+        """find prints nanoseconds and tar (pax) restores them (1 ms absorbs float
+        rounding); perl without Time::HiRes, and SFTP writes, keep whole seconds."""
+        return 1e-3 if self.lister == "gnu" and self.has_tar else 1.0
+
+    @property
+    def dirs(self) -> frozenset[str]:
+        return frozenset(e.path for e in self.entries if e.kind == "dir")
+
+
+class RemoteTreeStore(Store):
+    mtime_precision = 1.0
+    """The bound every remote keeps; ``RemoteTree.mtime_precision`` is the measured one."""
+
+    def __init__(self, shell: RemoteShell, root: str) -> None:
+        self.shell = shell
+        self.remote = shell.remote
+        self.root = root or "."
+        self.url = shell.url
+
+    async def survey(self, requested: Awaitable[bytes] | None = None) -> RemoteTree:
+        """List the tree (one round trip). ``requested``: the answer of a listing already
+        sent (see ``remote.shell.request_listing``), so a push can ask before this loads."""
+        return parse_tree(await (requested or request_listing(self.shell, self.root)), self.url)
+
+    async def list(self) -> AsyncIterator[Entry]:
+        for entry in (await self.survey()).entries:
+            yield entry
+
+    async def stat(self, path: str) -> Entry | None:
+        return next((e for e in (await self.survey()).entries if e.path == path), None)
+
+    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+        """Read through the shell (whole file at once: meant for small files and checks)."""
+        data = await self.shell.run(f"cd -- {quote(self.root)} && cat -- {quote(path)}", f"reading {path}")
+        end = len(data) if length is None else offset + length
+        return _BytesReader(data, data[offset:end])
+
+    async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
+        """One file as a plan of one copy (the same script and stream as a whole push)."""
+        plan = Plan([Action("copy", entry.path, entry.size, "new", entry, path)])
+        reporter = _forward_bytes(progress)
+        await self.open_session(ExecOptions()).run(plan, src, reporter)
+
+    async def delete(self, paths: Iterable[str]) -> None:
+        batch = list(paths)
+        if batch:
+            await self.shell.run(scripts.delete_script(self.root, batch), "delete")
+
+    async def set_mtimes(self, items: Sequence[tuple[str, float]]) -> None:
+        if items:
+            await self.shell.run(scripts.touch_script(self.root, items), "setting mtimes")
+
+    def open_session(
+        self, opts: ExecOptions, tree: RemoteTree | None = None, compress: bool = False
+    ) -> TreeSession:
+        """``tree``: the survey the plan was made from (else the session lists first)."""
+        return TreeSession(self, tree, compress)
+
+    async def hashes(self, command: str, items: Sequence[tuple[str, str]], sample: int) -> Digests:
+        """Digests of remote files, in one command (see ``scripts.hash_script``)."""
+        script = scripts.hash_script(self.root, command, items, sample)
+        lines = (await self.shell.run(script, "hashing")).decode().splitlines()
+        digests = [None if d in ("-", "") else d for d in lines]
+        return (digests + [None] * len(items))[: len(items)]
+
+    async def close(self) -> None:
+        await self.shell.close()
+
+
+class TreeSession(PlanSession):
+    """A whole plan as one remote script (and one tar stream when there are copies)."""
+
+    def __init__(self, store: RemoteTreeStore, tree: RemoteTree | None, compress: bool) -> None:
+        self.store = store
+        self.tree = tree
+        self.compress = compress
+
+    async def run(self, plan: Plan, src: Store, reporter: Reporter) -> Outcome:
+        store = self.store
+        tree = self.tree or await store.survey()
+        copies = plan.copies
+        if not tree.has_tar and copies:
+            if plan.commit == "staged":
+                raise RemoteToolMissingError(
+                    f"tar is not installed on {store.url}: full mode needs it",
+                    "Install tar there, or push with --mode incremental (SFTP, one file at a time).",
+                )
+            from .sftp import SFTPTreeStore
+
+            sftp = SFTPTreeStore(store.shell, store.root)
+            lanes = ExecOptions(concurrency=SFTP_FILES_IN_FLIGHT)
+            try:
+                return await PoolSession(sftp, lanes).run(plan, src, reporter)
+            finally:
+                await sftp.close()
+        out = announce(plan, reporter)
+        touches = [(a.target, a.entry.mtime) for a in plan.touches if a.entry is not None]
+        deletes = [a.target for a in plan.deletes]
+        then = _then(touches, deletes)
+        if copies:
+            await self._send(plan, tree, src, reporter, out, then)
+        elif then:
+            await store.shell.run(f"cd -- {quote(store.root)} || exit 1\n{then}", "updating")
+        out.touched = len(touches)
+        for path in deletes:
+            reporter(FileDeleted(path))
+        out.deleted = len(deletes)
+        return out
+
+    async def _send(
+        self, plan: Plan, tree: RemoteTree, src: Store, reporter: Reporter, out: Outcome, then: str
+    ) -> None:
+        store = self.store
+        copies = plan.copies
+        items = [(a.target, a.entry) for a in copies if a.entry is not None]
+        sizes = {a.target: a.size for a in copies}
+        decode = gzip_stream.DECODE if self.compress else None
+        token = secrets.token_hex(4)
+        in_tree = plan.commit == "in-place" and tree.exists
+        stage = f"{TMP_MARK}{token}"
+
+        def on_bytes(path: str, n: int) -> None:
+            reporter(BytesMoved(path, n))
+
+        def on_done(path: str) -> None:
+            out.files += 1
+            out.bytes += sizes.get(path, 0)
+            reporter(FileDone(path, sizes.get(path, 0)))
+
+        def feed(sink: Any) -> Awaitable[None]:
+            sink = gzip_stream.GzipWriter(sink) if self.compress else sink
+            return send_tar(items, src, sink, on_bytes, on_done, prefix=f"{stage}/" if in_tree else "")
+
+        if in_tree:
+            # Into the existing tree: unpacked aside, then each file renamed into place.
+            files = [name for name, e in items if e.kind != "dir"]
+            dirs = [(name, e.mode if e.mode is not None else 0o755) for name, e in items if e.kind == "dir"]
+            script = scripts.staged_update_script(
+                store.root, stage, files, dirs, decode, tree.dirs, tree.leftovers, then
+            )
+            await store.shell.run_last(script, "unpacking (tar)", feed)
+            return
+        # A staged commit, or a first push: the tree is unpacked beside its place and
+        # swapped in, so a failed or interrupted push leaves the old tree (or none).
+        root = store.root.rstrip("/") or "/"
+        parent, name = posixpath.split(root)
+        if name in ("", ".", ".."):
+            raise NotFoundError(
+                f"full mode needs a named destination directory, not {store.root!r}",
+                "Push into a subdirectory, e.g. host:project.",
+            )
+        staging = posixpath.join(parent, f".{name}{TMP_MARK}{token}")
+        old = posixpath.join(parent, f".{name}.runctl-old-{token}")
+        script = scripts.staged_tar_script(root, staging, old, keep_roots(plan), decode)
+        try:
+            await store.shell.run_last(script, "unpacking (tar) and replacing the tree", feed)
+        except BaseException:
+            # Best effort (the script cleans up too; this covers a lost connection):
+            # the error that brought us here is the one to report.
+            with contextlib.suppress(Exception):
+                await store.shell.run(f"rm -rf -- {quote(staging)}\n", "cleanup")
+            raise
+
+
+def _then(touches: Sequence[tuple[str, float]], deletes: Sequence[str]) -> str:
+    """The plan's steps after the files are in place: mtime fixes (a failure stops the
+    script with its status), then deletes."""
+    fix = f"{scripts.touch_lines(touches)}: || exit $?\n" if touches else ""
+    return fix + scripts.delete_lines(deletes)
+
+
+def keep_roots(plan: Plan) -> list[str]:
+    """For a staged commit: the fewest old paths to move into the new tree, i.e. the
+    shallowest ancestor of each kept path that is not a directory of the new tree and
+    holds nothing that should go."""
+    src_dirs = {a.path for a in plan.copies if a.entry is not None and a.entry.kind == "dir"}
+    wanted = {a.path for a in plan.copies}
+    gone = [a.target for a in plan.deletes]
+    holds_gone = {"/".join(p.split("/")[:i]) for p in gone for i in range(1, p.count("/") + 2)}
+    roots: set[str] = set()
+    for action in plan.keeps:
+        parts = action.target.split("/")
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if prefix in src_dirs:
+                continue
+            if prefix in wanted:
+                break  # replaced by a new file or link of the same name
+            if prefix not in holds_gone:
+                roots.add(prefix)
+                break
+    ordered = sorted(roots)
+    return [r for r in ordered if not any(r.startswith(o + "/") for o in ordered)]
+
+
+def parse_tree(raw: bytes, url: str) -> RemoteTree:
+    header, _, body = raw.partition(b"\n")
+    words = header.decode(errors="replace").split()
+    if not words or words[0] != scripts.LIST_MAGIC:
+        raise NotFoundError(f"unexpected listing from {url}: {header[:80]!r}")
+    found: list[tuple[str, float]] = []
+    entries = sorted(parse_listing(body, found), key=lambda e: e.path)
+    cutoff = time.time() - LEFTOVER_AGE
+    return RemoteTree(
+        exists=words[1] != "missing",
+        lister=words[1],
+        tools=frozenset(words[2:]),
+        entries=entries,
+        leftovers=tuple(path for path, mtime in found if mtime < cutoff),
+    )
+
+
+def parse_listing(body: bytes, leftovers: list[tuple[str, float]] | None = None) -> Entries:
+    """Entries from the NUL-separated records of ``list_script`` (a hot loop: a no-change
+    push of a few thousand files spends most of its post-listing time here). Staging
+    directories and temporary files are left out; ``leftovers`` gets (path, mtime) of each."""
+    fields = body.split(b"\0")
+    entries: Entries = []
+    append = entries.append
+    encoding = _FS_ENCODING
+    for i in range(0, len(fields) - scripts.FIELDS + 1, scripts.FIELDS):
+        kind = _TYPES.get(fields[i])
+        raw = fields[i + 4]
+        if kind is None or _TMP_MARK in raw:
+            if leftovers is not None and kind is not None and _TMP_MARK in raw.rpartition(b"/")[2]:
+                leftovers.append((raw.decode(encoding, "surrogateescape"), float(fields[i + 2])))
+            continue  # sockets, fifos; staging directories and leftovers of an interrupted write
+        path = raw.decode(encoding, "surrogateescape")
+        mtime, mode = float(fields[i + 2]), int(fields[i + 3], 8)
+        if kind == "file":
+            append(Entry(path, int(fields[i + 1]), mtime, None, kind, mode))
+        else:
+            link = fields[i + 5].decode(encoding, "surrogateescape") if kind == "symlink" else None
+            append(Entry(path, 0, mtime, None, kind, mode, link))
+    return entries
+
+
+class _BytesReader(Reader):
+    def __init__(self, whole: bytes, part: bytes) -> None:
+        self.size = len(whole)
+        self.mtime = None
+        self._part = part
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if self._part:
+            yield self._part
+
+
+def _forward_bytes(progress: ProgressFn) -> Reporter:
+    def reporter(event: object) -> None:
+        if isinstance(event, BytesMoved):
+            progress(event.nbytes)
+
+    return reporter
