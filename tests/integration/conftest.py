@@ -44,3 +44,18 @@ def no_tar_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.SSH
         yield server
     finally:
         sshd.stop(server)
+
+
+@pytest.fixture(scope="session")
+def noisy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.SSHServer]:
+    """A real sshd whose user's shell startup files print to stdout, as many managed GPU
+    boxes do (a welcome banner in ~/.bashrc, sourced by bash even for `ssh host cmd`)."""
+    home = tmp_path_factory.mktemp("noisy-home")
+    banner = "echo \"Welcome to the GPU cluster! runctl-list gnu tar\"\nprintf 'no newline at the end'\n"
+    for name in (".bashrc", ".profile", ".bash_profile"):
+        (home / name).write_text(banner)
+    server = sshd.start(tmp_path_factory.mktemp("sshd-noisy"), extra=[f"SetEnv HOME={home}"])
+    try:
+        yield server
+    finally:
+        sshd.stop(server)

@@ -463,3 +463,38 @@ def test_compress_auto_judges_the_link_by_its_round_trip(ssh_server: sshd.SSHSer
         slow = push(ssh_server, src, ssh_server.dest(tmp_path / "slow"), *via)
     assert slow["compression"] == "gzip"
     assert tree(tmp_path / "slow") == selected_tree(src)
+
+
+def test_shell_startup_files_that_print_do_not_break_a_push(
+    noisy_server: sshd.SSHServer, tmp_path: Path
+) -> None:
+    """Whatever the login shell prints before runctl's driver starts is skipped: every
+    answer opens with its own marker line."""
+    banner = subprocess.run(
+        ["ssh", "-F", str(noisy_server.config), sshd.ALIAS, "true"], capture_output=True, text=True
+    )
+    assert "Welcome to the GPU cluster" in banner.stdout  # the noise is really there
+    src = make_src(tmp_path / "src")
+    remote = tmp_path / "remote"
+    for mode in ("incremental", "full", "incremental"):
+        doc = push(noisy_server, src, noisy_server.dest(remote), "--mode", mode)
+        assert doc["ok"] and tree(remote) == selected_tree(src)
+    (src / "pkg" / "a.py").write_text("print('after the banner')\n")
+    assert push(noisy_server, src, noisy_server.dest(remote))["sent"] == ["pkg/a.py"]
+
+
+def test_dev_null_ssh_config_means_no_config(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    """`-F /dev/null` is the usual "no ssh config": everything else comes from the flags."""
+    src = make_src(tmp_path / "src")
+    dest = f"{ssh_server.user}@127.0.0.1:{tmp_path / 'remote'}"
+    flags = (
+        "-i",
+        str(ssh_server.key),
+        "--port",
+        str(ssh_server.port),
+        "--known-hosts",
+        str(ssh_server.known_hosts),
+    )
+    result = cli("-o", "json", "code", "push", str(src), dest, "-F", "/dev/null", *flags)
+    assert result.code == 0, result.out + result.err
+    assert tree(tmp_path / "remote") == selected_tree(src)

@@ -48,19 +48,24 @@ def session_script(token: str, first: str) -> str:
     sends, one at a time, each as a line ``step`` or ``last``, the script's lines and a
     line holding ``token``.
 
-    After each script: stdout, then ``\\n<token> <exit status>\\n``, its stderr, and
-    ``\\n<token>.\\n``. A ``step`` reads /dev/null; a ``last`` script reads the rest of
-    the channel (a tar stream up to EOF) and the shell exits after it, so bytes after a
-    failed ``tar`` are never taken for commands. Requests are read with the ``read``
-    builtin, which never reads past the end of its line; the client sends nothing until
-    the driver has answered ``first``, so the parser's own read-ahead (it reads the
-    driver in blocks) cannot swallow a request either.
+    Each answer: ``<token>:\\n``, the script's stdout, then ``\\n<token> <exit status>\\n``,
+    its stderr, and ``\\n<token>.\\n``. The opening line lets the client skip whatever
+    the login shell printed before the driver started (a ``.bashrc`` that echoes a
+    welcome banner is common on managed GPU boxes).
+
+    A ``step`` reads /dev/null; a ``last`` script reads the rest of the channel (a tar
+    stream up to EOF) and the shell exits after it, so bytes after a failed ``tar`` are
+    never taken for commands. Requests are read with the ``read`` builtin, which never
+    reads past the end of its line; the client sends nothing until the driver has
+    answered ``first``, so the parser's own read-ahead (it reads the driver in blocks)
+    cannot swallow a request either.
     """
     return f"""{{
 r_nl='
 '
 exec 3>&1
 r_step() {{
+  printf '%s:\\n' {token}
   r_err=$( {{ eval "$1"
   }} 2>&1 >&3 3>&- )
   r_st=$?

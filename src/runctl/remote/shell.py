@@ -138,7 +138,9 @@ class RemoteShell:
         start = buf.rfind(head, 0, end + 1)
         if start < 0:
             await self._died(what, None)  # not our driver talking: treat as a dead shell
-        out = bytes(buf[:start])
+        opened = buf.rfind(token + b":\n", 0, start)
+        # Before the opening line: what the login shell printed (a banner), never an answer.
+        out = bytes(buf[opened + len(token) + 2 : start]) if opened >= 0 else bytes(buf[:start])
         status_line, _, err = bytes(buf[start + len(head) : end]).partition(b"\n")
         del buf[: end + len(tail)]
         try:

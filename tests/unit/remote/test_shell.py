@@ -27,6 +27,8 @@ def answer(proc: subprocess.Popen[bytes]) -> tuple[bytes, int, bytes]:
         buf += chunk
     head = f"\n{TOKEN} ".encode()
     out, _, rest = buf.partition(head)
+    _noise, opened, out = out.partition(f"{TOKEN}:\n".encode())
+    assert opened, f"no opening line: {buf!r}"
     status, _, err = rest[: -len(tail)].partition(b"\n")
     return out, int(status), err
 
