@@ -26,11 +26,32 @@ SSH_FAILED = 255
 STDERR_KEPT = 64 * 1024
 
 
+class _Stdin:
+    """ssh's stdin. A write after ssh exited (a refused login ends it at once) raises
+    BrokenPipeError, as a broken channel does, instead of the event loop's RuntimeError."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> None:
+        if self._writer.is_closing():
+            raise BrokenPipeError("ssh has exited")
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def write_eof(self) -> None:
+        if self._writer.is_closing():
+            raise BrokenPipeError("ssh has exited")
+        self._writer.write_eof()
+
+
 class _Process(Process):
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self._proc = proc
-        self.stdin = proc.stdin
+        self.stdin = _Stdin(proc.stdin)
         self.stdout = proc.stdout
         self._err = bytearray()
         # Drained all along: a chatty remote must never block on a full stderr pipe.
@@ -140,7 +161,7 @@ _HOST_KEY = re.compile(
 def ssh_error(host: str, stderr: str, fingerprint: str | None = None) -> RunctlError:
     """ssh's own failure (exit 255) as the typed error the asyncssh path raises."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    last = lines[-1] if lines else "ssh exited with status 255"
+    last = lines[-1].removeprefix("ssh: ") if lines else "ssh exited with status 255"
     text = stderr.lower()
     if _HOST_KEY.search(stderr):
         changed = "has changed" in text
