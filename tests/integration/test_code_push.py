@@ -498,3 +498,14 @@ def test_dev_null_ssh_config_means_no_config(ssh_server: sshd.SSHServer, tmp_pat
     result = cli("-o", "json", "code", "push", str(src), dest, "-F", "/dev/null", *flags)
     assert result.code == 0, result.out + result.err
     assert tree(tmp_path / "remote") == selected_tree(src)
+
+
+def test_backslash_names_are_pushed_in_both_modes(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for name in ("back\\slash.py", "C:\\windows-path.txt", "d/x\\y"):
+        (src / name).write_text(name)
+    for mode in ("incremental", "full"):
+        doc = push(ssh_server, src, ssh_server.dest(tmp_path / mode), "--mode", mode)
+        assert sorted(doc["sent"]) == ["C:\\windows-path.txt", "back\\slash.py", "d/x\\y"]
+        assert not doc["warnings"] and tree(tmp_path / mode) == tree(src)

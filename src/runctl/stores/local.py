@@ -25,13 +25,18 @@ IO_THREADS = 8
 T = TypeVar("T")
 
 
+_BACKSLASH = "\\" if os.sep == "\\" else "\0"
+"""A separator only where the OS says so: on POSIX ``back\\slash.py`` is a legal name
+(git, tar and rsync copy it), on Windows it would be a path."""
+
+
 def safe_relpath(path: str) -> str | None:
     """Return ``path`` if it stays inside a root when joined to it, else None.
 
     Refuses absolute paths, ``..`` components and empty names: an S3 key such as
     ``../../etc/passwd`` must never be written outside the destination.
     """
-    if not path or path[0] == "/" or path[-1] == "/" or "//" in path or "\\" in path or "\0" in path:
+    if not path or path[0] == "/" or path[-1] == "/" or "//" in path or _BACKSLASH in path or "\0" in path:
         return None
     if "." in path:  # string tests, not a split: this runs once per listed file
         framed = f"/{path}/"
