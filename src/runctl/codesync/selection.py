@@ -267,6 +267,8 @@ def _entries(root: Path, paths: set[str]) -> list[Entry]:
 class SelectedStore(LocalStore):
     """The local tree, listing only the selected entries (with kinds, modes, links)."""
 
+    lists_directories = True
+
     def __init__(self, selection: Selection) -> None:
         super().__init__(selection.root)
         self.selection = selection

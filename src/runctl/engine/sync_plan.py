@@ -63,6 +63,8 @@ async def plan_sync(
             continue
         if s is None:
             assert d is not None
+            if d.kind == "dir" and not src.lists_directories:
+                continue  # a source without directories says nothing about them: not "gone"
             if delete and safe_relpath(path) is not None:
                 plan.actions.append(Action("delete", path, d.size, "not in source", d))
             elif staged:

@@ -138,12 +138,13 @@ def tar_command(target: str, decode: str | None = None) -> str:
 
 def delete_lines(paths: Iterable[str]) -> str:
     """Remove files and symlinks, then directories left empty (deepest first); a
-    directory that still holds excluded files stays. Never fails (missing is fine)."""
+    directory that still holds excluded files stays. Never fails (missing is fine, and
+    so is a directory that is not empty)."""
     quoted = " ".join(quote(p) for p in sorted(paths, reverse=True))
     if not quoted:
         return ""
     return f"""for p in {quoted}; do
-  rm -f -- "$p" 2>/dev/null || rmdir -- "$p" 2>/dev/null
+  rm -f -- "$p" 2>/dev/null || rmdir -- "$p" 2>/dev/null || :
 done
 """
 

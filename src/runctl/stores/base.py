@@ -63,6 +63,10 @@ class Store(ABC):
     mtime_precision: float = 1.0
     """Smallest mtime difference this store can represent, in seconds."""
 
+    lists_directories: bool = False
+    """True for stores that keep trees (a remote tree for code push): their listings
+    carry directories and symlinks too, not only files."""
+
     listing_mtime_is_source: bool = True
     """True when ``Entry.mtime`` from a listing is the file's own mtime. False for S3,
     whose listings give LastModified (upload time); the source mtime sits in metadata."""

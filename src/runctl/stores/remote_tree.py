@@ -74,6 +74,7 @@ class RemoteTree(NamedTuple):
 
 
 class RemoteTreeStore(Store):
+    lists_directories = True
     mtime_precision = 1.0
     """The bound every remote keeps; ``RemoteTree.mtime_precision`` is the measured one."""
 
@@ -97,9 +98,12 @@ class RemoteTreeStore(Store):
 
     async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
         """Read through the shell (whole file at once: meant for small files and checks)."""
+        entry = await self.stat(path)
+        if entry is None or entry.kind != "file":
+            raise NotFoundError(f"remote file not found: {self.url}{path}")
         data = await self.shell.run(f"cd -- {quote(self.root)} && cat -- {quote(path)}", f"reading {path}")
         end = len(data) if length is None else offset + length
-        return _BytesReader(data, data[offset:end])
+        return _BytesReader(data, data[offset:end], entry.mtime)
 
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
         """One file as a plan of one copy (the same script and stream as a whole push)."""
@@ -302,9 +306,9 @@ def parse_listing(body: bytes, leftovers: list[tuple[str, float]] | None = None)
 
 
 class _BytesReader(Reader):
-    def __init__(self, whole: bytes, part: bytes) -> None:
+    def __init__(self, whole: bytes, part: bytes, mtime: float) -> None:
         self.size = len(whole)
-        self.mtime = None
+        self.mtime = mtime
         self._part = part
 
     async def chunks(self) -> AsyncIterator[bytes]:

@@ -163,12 +163,23 @@ class S3Store(Store):
 
     # -- listing ----------------------------------------------------------------
     async def list(self) -> AsyncIterator[Entry]:
-        """All objects under the prefix, in key order, across every page.
+        """All objects under the prefix, in key order (UTF-8 byte order, which is Python's
+        string order), across every page.
 
-        Directory markers (empty ``dir/`` objects) are skipped. Keys that cannot be a
-        relative path (``..``, leading ``/``, ``//``) are yielded as-is so the engine can
-        refuse them by name.
+        Sorted here, not trusted: SeaweedFS, which ``runctl local-s3`` ships, pages in
+        directory-walk order (``a/b`` before ``a-b``), and sync's merge of two listings
+        would then copy a file and delete it in the same run. AWS already returns key
+        order, which the sort (timsort) checks in one pass. Directory markers (empty
+        ``dir/`` objects) are skipped. Keys that cannot be a relative path (``..``, a
+        leading ``/``, ``//``) are yielded as-is so the engine can refuse them by name.
         """
+        entries = [e async for e in self._list_as_served()]
+        entries.sort(key=_path)
+        for entry in entries:
+            yield entry
+
+    async def _list_as_served(self) -> AsyncIterator[Entry]:
+        """The listing in the server's order (markers are recognised by what follows them)."""
         n = len(self.prefix)
         pending: Entry | None = None
         async for key, size, mtime, etag in self._raw_list(self.prefix):
@@ -383,3 +394,7 @@ def _botocore_client(options: S3Options, kwargs: dict[str, Any]) -> Any:
         aws_secret_access_key=kwargs.get("secret_access_key"),
         aws_session_token=kwargs.get("token"),
     )
+
+
+def _path(entry: Entry) -> str:
+    return entry.path
