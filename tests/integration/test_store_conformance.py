@@ -588,3 +588,29 @@ def test_sizes_round_trip_including_empty_files(store_under_test: StoreUnderTest
             assert await sut.read(path) == data, path
 
     sut.run(go())
+
+
+# -- digests -----------------------------------------------------------------------------
+
+
+def test_digests_a_store_declares_match_the_content(store_under_test: StoreUnderTest) -> None:
+    """Every whole-file digest kind a store says it computes (and any its listing carries)
+    is the digest of the bytes written: --checksum compares stores by these."""
+    import hashlib
+
+    from runctl.digests import MD5, SHA256, DigestSpec
+
+    sut = store_under_test
+    data = pseudo_random(300_000, seed=7)
+    sut.run(sut.put({"d/blob.bin": data}))
+    (entry,) = sut.run(sut.listing())
+    kinds = sorted(sut.store.digests & {MD5, SHA256})
+    for kind in kinds:
+        got = sut.run(sut.store.digest(entry, DigestSpec(kind)))
+        assert got == hashlib.new(kind, data).hexdigest(), kind
+    listed = sut.store.listed_digest(entry)
+    if listed is not None:
+        spec, value = listed
+        if spec.kind in (MD5, SHA256):
+            assert value == hashlib.new(spec.kind, data).hexdigest()
+    assert kinds or listed is not None, f"{sut.kind} offers no digest at all"

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from shlex import quote
 from typing import Any, NamedTuple
 
+from ..digests import MD5, SHA256, DigestSpec
 from ..engine.execute import ExecOptions, Outcome, PlanSession, PoolSession, announce
 from ..engine.plan import Action, Plan
 from ..errors import NotFoundError, RemoteToolMissingError
@@ -76,6 +77,8 @@ class RemoteTree(NamedTuple):
 class RemoteTreeStore(Store):
     lists_directories = True
     mtime_precision = 1.0
+    digests = frozenset({MD5, SHA256})
+    """When the remote has a tool for it (openssl, sha256sum, shasum, md5sum): else None."""
     """The bound every remote keeps; ``RemoteTree.mtime_precision`` is the measured one."""
 
     def __init__(self, shell: RemoteShell, root: str) -> None:
@@ -125,6 +128,17 @@ class RemoteTreeStore(Store):
     ) -> TreeSession:
         """``tree``: the survey the plan was made from (else the session lists first)."""
         return TreeSession(self, tree, compress)
+
+    async def digest(self, entry: Entry, spec: DigestSpec) -> str | None:
+        """A whole-file digest computed on the remote, with the tool its survey finds."""
+        tools = (await self.survey()).tools
+        command = next((c for tool, algo, c in scripts.HASHERS if algo == spec.kind and tool in tools), None)
+        if command is None:
+            return None
+        script = (
+            f'cd -- {quote(self.root)} && {command} < {quote(entry.path)} | {{ read -r r_d _; echo "$r_d"; }}'
+        )
+        return (await self.shell.run(script, f"hashing {entry.path}")).decode().strip() or None
 
     async def hashes(self, command: str, items: Sequence[tuple[str, str]], sample: int) -> Digests:
         """Digests of remote files, in one command (see ``scripts.hash_script``)."""
