@@ -34,6 +34,7 @@ class RemoteShell:
         self.url = remote.url
         self.token = f"runctl-{secrets.token_hex(8)}"
         self._proc: Process | None = None
+        self._last_exchange = 0.0
         self._buf = bytearray()
         self._lock = asyncio.Lock()
 
@@ -41,11 +42,13 @@ class RemoteShell:
         """Run ``script`` (stdin: /dev/null); return its stdout or raise a typed error."""
         async with self._lock:
             try:
+                sent = time.monotonic()
                 if self._proc is None:
                     await self._start(script, what)  # the first script rides along with the driver
                 else:
                     await self._send(scripts.session_request("step", self.token, script), what)
                 out, status, err = await self._answer(what)
+                self._last_exchange = time.monotonic() - sent
             except BaseException:
                 self._abandon()  # e.g. cancelled mid-answer: never read a stale answer later
                 raise
@@ -55,10 +58,10 @@ class RemoteShell:
 
     async def round_trip(self) -> float:
         """Seconds for one empty script there and back: the link's latency as this
-        transport sees it (a tunnel through a local port included)."""
-        started = time.monotonic()
+        transport sees it (a tunnel through a local port included). Timed from the send,
+        so waiting for another script to finish first does not count."""
         await self.run(":", "measuring the link")
-        return time.monotonic() - started
+        return self._last_exchange
 
     async def run_last(self, script: str, what: str, feed: Callable[[Any], Awaitable[None]]) -> None:
         """Run ``script`` reading what ``feed`` writes to the channel (up to EOF); the

@@ -66,3 +66,37 @@ def test_when_to_compress_is_judged_by_the_measured_round_trip() -> None:
     assert gzip_stream.wanted("auto", None)  # not measured: assume a real link
     assert gzip_stream.wanted("always", 0.0001)
     assert not gzip_stream.wanted("never", 0.5)
+
+
+def test_level_rises_on_a_slow_link_and_falls_back_on_a_fast_one() -> None:
+    """The writer packs harder while the channel keeps it waiting, and never beyond what
+    the CPU can keep up with; every member still decodes to the original."""
+    import asyncio
+    import gzip
+
+    class Channel:
+        def __init__(self, wait: float) -> None:
+            self.wait, self.data = wait, bytearray()
+
+        def write(self, data: bytes) -> None:
+            self.data += data
+
+        async def drain(self) -> None:
+            await asyncio.sleep(self.wait)
+
+    text = b"def handler(request):\n    return render(request, 'index.html')\n" * 4000
+
+    async def send(channel: Channel, chunks: int) -> list[int]:
+        writer = gzip_stream.GzipWriter(channel)
+        levels = []
+        for _ in range(chunks):
+            writer.write(text)
+            await writer.drain()
+            levels.append(writer.level)
+        return levels
+
+    slow = Channel(0.05)
+    assert asyncio.run(send(slow, 8))[-1] == gzip_stream.MAX_LEVEL
+    assert gzip.decompress(bytes(slow.data)) == text * 8
+    fast = Channel(0.0)
+    assert asyncio.run(send(fast, 8)) == [1] * 8
