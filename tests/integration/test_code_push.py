@@ -454,6 +454,9 @@ def test_compress_auto_judges_the_link_by_its_round_trip(ssh_server: sshd.SSHSer
 
     src = make_src(tmp_path / "src")
     (src / "notes.txt").write_text("all work and no play\n" * 20_000)
+    for i in range(3000):  # enough to plan for a while: the probe must not count that time
+        (src / "many" / f"d{i // 100}").mkdir(parents=True, exist_ok=True)
+        (src / "many" / f"d{i // 100}" / f"m{i}.py").write_text(f"x = {i}\n")
     direct = push(ssh_server, src, ssh_server.dest(tmp_path / "direct"))
     assert "compression" not in direct
     with linkshaper.shaped(ssh_server.port, 200, 5) as port:  # 10 ms round trip

@@ -131,28 +131,13 @@ class CodePush:
         started: float,
     ) -> PushResult:
         selection, tree = await asyncio.gather(selecting, surveying)
-        probe = self._start_probe(dst, tree)
-        try:
-            return await self._plan_and_run(dst, tree, selection, probe, started)
-        finally:
-            if probe is not None and not probe.done():
-                probe.cancel()  # nothing to send: the answer is not needed
-
-    def _start_probe(self, dst: RemoteTreeStore, tree: RemoteTree) -> asyncio.Task[float] | None:
-        """``--compress auto`` measures the link once per connection, while the plan is made."""
-        opts = self.options
-        if opts.dry_run or opts.compress != "auto" or self._round_trip is not None:
-            return None
-        if not (tree.has_tar and "gzip" in tree.tools):
-            return None
-        return asyncio.ensure_future(dst.shell.round_trip())
+        return await self._plan_and_run(dst, tree, selection, started)
 
     async def _plan_and_run(
         self,
         dst: RemoteTreeStore,
         tree: RemoteTree,
         selection: Selection,
-        probe: asyncio.Task[float] | None,
         started: float,
     ) -> PushResult:
         from ..engine.compare import Always, Compare
@@ -172,10 +157,8 @@ class CodePush:
         compress = False
         outcome = Outcome(skipped=len(plan.skips))
         if not opts.dry_run:
-            if probe is not None and (plan.copies or plan.deletes or plan.touches):
-                self._round_trip = await probe  # awaited even for deletes: one shell, never cut
             if plan.copies and tree.has_tar and "gzip" in tree.tools:
-                compress = wanted(opts.compress, self._round_trip)
+                compress = wanted(opts.compress, await self._link_round_trip(dst))
             session = dst.open_session(ExecOptions(), tree, compress)
             outcome = await execute(plan, src, dst, self.reporter, session=session)
         dirs = {e.path for e in selection.entries if e.kind == "dir"}  # reported: files and links
@@ -196,6 +179,14 @@ class CodePush:
             failed=outcome.failed,
             transport=self.remote.name if self.remote else "",
         )
+
+    async def _link_round_trip(self, dst: RemoteTreeStore) -> float | None:
+        """Measured once per connection, only when ``auto`` needs it, and only with the
+        event loop idle: measured while the plan was made (CPU-bound), the loop's own
+        delay in reading the answer counted as latency and loopback looked like a WAN."""
+        if self.options.compress == "auto" and self._round_trip is None:
+            self._round_trip = await dst.shell.round_trip()
+        return self._round_trip
 
 
 def _select(root: Path, rules: tuple[Rule, ...]) -> Selection:
