@@ -90,6 +90,9 @@ def test_first_push_then_noop_then_touch(ssh_server: sshd.SSHServer, tmp_path: P
     first = push(ssh_server, src, ssh_server.dest(remote))
     assert first["ok"] and first["mode"] == "incremental" and first["command"] == "code push"
     assert first["transport"] == client
+    assert first["remote"]["lister"] == "" and "tar" in first["remote"]["tools"]  # nothing to list yet
+    verbose = run_push(ssh_server, src, ssh_server.dest(remote), "-v", text=True)
+    assert f"remote: via {client}, listed by gnu, tools: " in verbose.err + verbose.out
     assert sorted(first["sent"]) == ["big.bin", "link.py", "pkg/a.py", "pkg/sub/b.py", "run.sh"]
     assert tree(remote) == selected_tree(src)  # content, exec bit, symlink, empty dirs
     assert (remote / "big.bin").stat().st_mtime == pytest.approx((src / "big.bin").stat().st_mtime, abs=1e-3)

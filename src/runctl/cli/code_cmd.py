@@ -125,6 +125,10 @@ def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Conso
     if console.json:
         console.document(result.to_dict())
         return partial
+    if console.verbose:
+        tools = " ".join(result.remote_tools) or "none"
+        lister = result.lister or "nothing (a new directory)"
+        console.info(f"remote: via {result.transport}, listed by {lister}, tools: {tools}")
     if result.dry_run or console.verbose:
         verb = "(dry run) would" if result.dry_run else ""
         console.lines(_listing(verb, "send", result.sent))

@@ -58,6 +58,10 @@ class PushResult(Result):
     """"gzip" when the tar stream was compressed."""
     transport: str = ""
     """How the remote was reached: "asyncssh" or "openssh"."""
+    lister: str = ""
+    """What listed the remote tree: "gnu" (find -printf) or "perl"."""
+    remote_tools: list[str] = field(default_factory=list)
+    """The remote's tools runctl looked for and found (tar, gzip, digest commands)."""
 
     def details(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -66,6 +70,7 @@ class PushResult(Result):
             "deleted": self.deleted,
             "unchanged": self.unchanged,
             "transport": self.transport,
+            "remote": {"lister": self.lister, "tools": self.remote_tools},
         }
         if self.compression:
             doc["compression"] = self.compression
@@ -178,6 +183,8 @@ class CodePush:
             compression="gzip" if compress and plan.copies else None,
             failed=outcome.failed,
             transport=self.remote.name if self.remote else "",
+            lister=tree.lister,
+            remote_tools=sorted(tree.tools),
         )
 
     async def _link_round_trip(self, dst: RemoteTreeStore) -> float | None:

@@ -52,7 +52,7 @@ class RemoteTree(NamedTuple):
     exists: bool
     """Whether the root directory exists."""
     lister: str
-    """What printed the tree: "gnu" (find -printf) or "perl"."""
+    """What printed the tree: "gnu" (find -printf) or "perl"; "" when the root is missing."""
     tools: frozenset[str]
     """Remote tools present (tar, gzip, openssl, sha256sum, ...)."""
     entries: Entries
@@ -287,7 +287,7 @@ def parse_tree(raw: bytes, url: str) -> RemoteTree:
     cutoff = time.time() - LEFTOVER_AGE
     return RemoteTree(
         exists=words[1] != "missing",
-        lister=words[1],
+        lister="" if words[1] == "missing" else words[1],
         tools=frozenset(words[2:]),
         entries=entries,
         leftovers=tuple(path for path, mtime in found if mtime < cutoff),
