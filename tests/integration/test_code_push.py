@@ -240,8 +240,10 @@ def test_delete_keeps_excluded_remote_files(ssh_server: sshd.SSHServer, tmp_path
     (remote / "stale.py").write_text("old")
     (src / "pkg" / "sub" / "b.py").unlink()
 
+    (src / "pkg" / "a.py").write_text("print('edited')\n")
     dry = push(ssh_server, src, ssh_server.dest(remote), "--delete", "--dry-run")
     assert sorted(dry["deleted"]) == ["pkg/sub/b.py", "stale.py"] and dry["dry_run"]
+    assert dry["sent"] == ["pkg/a.py"] and dry["bytes"] == len("print('edited')\n")  # what it would send
     assert (remote / "stale.py").exists()  # a dry run changes nothing
 
     done = push(ssh_server, src, ssh_server.dest(remote), "--delete")

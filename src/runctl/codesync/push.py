@@ -176,7 +176,8 @@ class CodePush:
             sent=[a.path for a in plan.copies if a.path not in dirs and a.path not in failed],
             deleted=deleted,
             unchanged=sum(1 for a in plan.skips + plan.touches if a.path not in dirs),
-            bytes=outcome.bytes,
+            # A dry run reports what it would send, as its file list does.
+            bytes=sum(a.size for a in plan.copies) if opts.dry_run else outcome.bytes,
             seconds=time.monotonic() - started,
             dry_run=opts.dry_run,
             warnings=list(plan.warnings),
