@@ -23,12 +23,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from runctl.codesync.push import open_remote
 from runctl.engine.compare import SizeAndMtime
 from runctl.engine.execute import ExecOptions, Outcome, execute
 from runctl.engine.plan import Action, Plan, plan_copy_all
 from runctl.engine.sync_plan import plan_sync
 from runctl.events import BytesMoved, Event, FileDeleted, FileDone, FileFailed
+from runctl.remote import open_remote
 from runctl.remote.shell import RemoteShell
 from runctl.remote.target import ConnectOptions, SSHClient, parse_dest
 from runctl.settings import MIN_PART, Settings
@@ -299,9 +299,7 @@ def test_fresh_store_is_empty(store_under_test: StoreUnderTest) -> None:
     assert store_under_test.run(store_under_test.listing()) == []
 
 
-def test_listing_is_sorted_by_utf8_bytes_of_the_path(
-    store_under_test: StoreUnderTest, request: pytest.FixtureRequest
-) -> None:
+def test_listing_is_sorted_by_utf8_bytes_of_the_path(store_under_test: StoreUnderTest) -> None:
     sut = store_under_test
     # For these names Python's str order (code points) is UTF-8 byte order (S3's order):
     by_bytes = sorted(ORDER_NAMES, key=lambda p: p.encode())
@@ -313,9 +311,7 @@ def test_listing_is_sorted_by_utf8_bytes_of_the_path(
     assert sut.run(sut.paths()) == by_bytes
 
 
-def test_a_second_sync_with_delete_changes_nothing(
-    store_under_test: StoreUnderTest, request: pytest.FixtureRequest
-) -> None:
+def test_a_second_sync_with_delete_changes_nothing(store_under_test: StoreUnderTest) -> None:
     """What the listing order is for: sync merges the two sorted listings. Run twice, the
     second plan must be all skips; dropping one source file must plan exactly one delete."""
     sut = store_under_test

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from ..errors import NotFoundError
 from ..events import Reporter, null_reporter
 from ..filters import Rule
+from ..remote import open_remote
 from ..remote.target import ConnectOptions, Target, parse_dest
 from ..results import Result
 from ..stores.gzip_stream import Compress, wanted
@@ -201,17 +202,6 @@ def _select(root: Path, rules: tuple[Rule, ...]) -> Selection:
     from .selection import select
 
     return select(root, rules)
-
-
-async def open_remote(target: Target, opts: ConnectOptions) -> Remote:
-    """The transport the options ask for (asyncssh unless --ssh-client openssh)."""
-    if opts.client == "openssh":
-        from ..remote.openssh_remote import OpenSSHRemote
-
-        return OpenSSHRemote(target, opts)
-    from ..remote.asyncssh_remote import AsyncSSHRemote
-
-    return await AsyncSSHRemote.open(target, opts)
 
 
 async def push_async(

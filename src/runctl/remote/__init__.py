@@ -1,2 +1,21 @@
 """Reaching a remote machine: one seam (seam.py), its transports, and the remote shell
 that runs every script of an operation through one started command (shell.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .seam import Remote
+    from .target import ConnectOptions, Target
+
+
+async def open_remote(target: Target, opts: ConnectOptions) -> Remote:
+    """The transport the options ask for (asyncssh unless --ssh-client openssh)."""
+    if opts.client == "openssh":
+        from .openssh_remote import OpenSSHRemote
+
+        return OpenSSHRemote(target, opts)
+    from .asyncssh_remote import AsyncSSHRemote
+
+    return await AsyncSSHRemote.open(target, opts)

@@ -264,7 +264,6 @@ class AsyncSSHRemote(Remote):
             proc = await self.conn.create_process(command, encoding=None)
         except (OSError, *self.io_errors) as exc:  # type: ignore[misc]
             raise NetworkError(f"cannot start a remote shell on {self.url}: {exc}") from exc
-        self.started += 1
         return _Process(proc)
 
     async def open_sftp(self) -> Any:

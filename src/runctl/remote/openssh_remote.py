@@ -94,7 +94,6 @@ class OpenSSHRemote(Remote):
             )
         except OSError as exc:
             raise MissingToolError(f"cannot run {self.argv[0]}: {exc}", _NO_SSH_HINT) from exc
-        self.started += 1
         return _Process(proc)
 
     async def failure(self, status: int | None, stderr: bytes) -> RunctlError | None:
@@ -117,7 +116,11 @@ class OpenSSHRemote(Remote):
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )
-            _, err = await asyncio.wait_for(proc.communicate(), 20)
+            try:
+                _, err = await asyncio.wait_for(proc.communicate(), 20)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()  # never leave it behind: the error is reported either way
             found = re.search(r"Server host key: (\S+ \S+)", err.decode(errors="replace"))
             return found.group(1) if found else None
         return None

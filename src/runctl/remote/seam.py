@@ -57,8 +57,6 @@ class Remote(ABC):
     io_errors: tuple[type[BaseException], ...] = (ConnectionError,)
     """What its stdin/stdout raise when the transport breaks (caught by the shell; a
     plain OSError while streaming is a local file that could not be read)."""
-    started = 0
-    """Commands started so far (one remote shell per push; tests count them)."""
 
     @abstractmethod
     async def start(self, command: str) -> Process:

@@ -130,14 +130,17 @@ class RemoteTreeStore(Store):
         return TreeSession(self, tree, compress)
 
     async def digest(self, entry: Entry, spec: DigestSpec) -> str | None:
-        """A whole-file digest computed on the remote, with the tool its survey finds."""
-        tools = (await self.survey()).tools
-        command = next((c for tool, algo, c in scripts.HASHERS if algo == spec.kind and tool in tools), None)
-        if command is None:
+        """A whole-file digest computed on the remote, by the first tool there that has
+        the algorithm (one round trip: the tool is picked by the script, not a listing)."""
+        tries = [
+            f"if command -v {tool} >/dev/null 2>&1; then {command} < {quote(entry.path)}"
+            ' | { read -r r_d _; echo "$r_d"; }; exit; fi'
+            for tool, algo, command in scripts.HASHERS
+            if algo == spec.kind
+        ]
+        if not tries:
             return None
-        script = (
-            f'cd -- {quote(self.root)} && {command} < {quote(entry.path)} | {{ read -r r_d _; echo "$r_d"; }}'
-        )
+        script = "\n".join([f"cd -- {quote(self.root)} || exit 1", *tries])
         return (await self.shell.run(script, f"hashing {entry.path}")).decode().strip() or None
 
     async def hashes(self, command: str, items: Sequence[tuple[str, str]], sample: int) -> Digests:
