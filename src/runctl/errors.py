@@ -114,6 +114,14 @@ class RemoteToolMissingError(RemoteError):
     default_hint = "Install it on the remote machine (e.g. apt-get install tar findutils)."
 
 
+class CommandTimedOut(RemoteError):
+    """A remote command ran past its --timeout and was stopped (exit 124, as timeout(1))."""
+
+    exit_code = 124
+    code = "timed_out"
+    default_hint = "Raise --timeout, or make the command finish sooner."
+
+
 class LocalIOError(RunctlError):
     """A local file could not be read or written (disk full, permission): exit 1."""
 

@@ -37,6 +37,10 @@ class Settings:
     ssh_client: str = "asyncssh"
     """How remotes are reached: asyncssh or openssh (code push reads this key itself,
     without loading settings; here so the config file may carry it)."""
+    ssm_output_s3: str | None = None
+    """s3://bucket/prefix for SSM Run Command's whole output (config: [ssm] output_s3)."""
+    ssm_staging: str | None = None
+    """s3://bucket/prefix where payloads for SSM instances are staged ([ssm] staging)."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -98,9 +102,12 @@ def load_settings(config: Path | None = None, flags: dict[str, Any] | None = Non
         import tomllib  # only when there is a file: ~3 ms of every start-up otherwise
 
         try:
-            table = tomllib.loads(path.read_text()).get("runctl", {})
+            document = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise UsageError(f"cannot read config file {path}: {exc}") from exc
+        table = dict(document.get("runctl", {}))
+        # [ssm] output_s3 / staging are the ssm_* settings.
+        table.update({f"ssm_{k}": v for k, v in document.get("ssm", {}).items()})
         unknown = set(table) - names
         if unknown:
             raise UsageError(f"unknown keys in {path}: {', '.join(sorted(unknown))}")

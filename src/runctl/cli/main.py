@@ -26,8 +26,12 @@ COMMAND_MODULES = {
     "demo": "demo_cmd",  # runctl demo
     "code": "code_cmd",  # runctl code push
     "checkpoint": "checkpoint_cmd",  # runctl checkpoint list|cleanup
+    "exec": "exec_cmd",  # runctl exec TARGET -- COMMAND
 }
 """Family -> module under runctl.cli exposing register(subparsers). One line per command family."""
+
+TAKES_A_COMMAND = {"exec"}
+"""Families whose arguments after ``--`` are a command to run elsewhere, passed as is."""
 
 _VALUE_OPTIONS = (
     "--output",
@@ -116,9 +120,17 @@ def build_parser(family: str | None = None) -> argparse.ArgumentParser:
 def run_cli(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run one command and return its exit code (tests call this in-process)."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(family_of(arguments))
+    family = family_of(arguments)
+    command: list[str] = []
+    if family in TAKES_A_COMMAND and "--" in arguments:
+        # Everything after the first "--" is the remote command, options included:
+        # argparse would otherwise read a remote "-l" as runctl's own.
+        cut = arguments.index("--")
+        arguments, command = arguments[:cut], arguments[cut + 1 :]
+    parser = build_parser(family)
     try:
         args = parser.parse_args(arguments)
+        args.remote_command = command
     except SystemExit as exc:  # argparse: --help or --version
         return int(exc.code or 0)
     except UsageError as exc:

@@ -11,7 +11,18 @@ if TYPE_CHECKING:
 
 
 async def open_remote(target: Target, opts: ConnectOptions) -> Remote:
-    """The transport the options ask for (asyncssh unless --ssh-client openssh)."""
+    """The transport the options ask for: for an EC2 instance id SSH or SSM (--via),
+    else SSH with asyncssh unless --ssh-client openssh."""
+    if target.instance_id is not None:
+        from .instances import reach_instance
+
+        return await reach_instance(target, opts)
+    if opts.via == "ssm":
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"--via ssm needs an EC2 instance id, not {target.host!r}", "e.g. i-0abc12345678def90"
+        )
     if opts.client == "openssh":
         from .openssh_remote import OpenSSHRemote
 

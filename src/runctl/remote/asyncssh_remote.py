@@ -9,15 +9,17 @@ lazily: it costs ~180 ms, which only commands that reach a remote should pay.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CredentialsError, HostKeyError, NetworkError, RemoteToolMissingError, UsageError
-from .seam import Process, Remote
+from .seam import STDERR_KEPT, Process, Remote
 from .target import ConnectOptions, Target
 
 if TYPE_CHECKING:
@@ -228,18 +230,32 @@ def _connect_error(target: Target, options: Any, exc: BaseException) -> Exceptio
 
 
 class _Process(Process):
-    def __init__(self, proc: Any) -> None:
+    def __init__(self, proc: Any, sink: Callable[[bytes], None] | None = None) -> None:
         self._proc = proc
         self.stdin = proc.stdin
         self.stdout = proc.stdout
+        self._err = bytearray()
+        self._relay: asyncio.Future[None] | None = None
+        if sink is not None:
+            self._relay = asyncio.ensure_future(self._pass_on(sink))
+
+    async def _pass_on(self, sink: Callable[[bytes], None]) -> None:
+        while chunk := await self._proc.stderr.read(1 << 16):
+            sink(chunk)
+            self._err += chunk
+            del self._err[:-STDERR_KEPT]
 
     async def wait(self) -> tuple[int | None, bytes]:
+        if self._relay is not None:
+            await self._relay
         done = await self._proc.wait(check=False)
         stderr = done.stderr if isinstance(done.stderr, bytes) else b""
         status: int | None = done.exit_status
-        return status, stderr
+        return status, bytes(self._err) + stderr
 
     def close(self) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
         self._proc.close()
 
 
@@ -259,12 +275,12 @@ class AsyncSSHRemote(Remote):
     async def open(cls, target: Target, opts: ConnectOptions) -> AsyncSSHRemote:
         return cls(await connect(target, opts), target.url)
 
-    async def start(self, command: str) -> Process:
+    async def start(self, command: str, stderr_sink: Callable[[bytes], None] | None = None) -> Process:
         try:
             proc = await self.conn.create_process(command, encoding=None)
         except (OSError, *self.io_errors) as exc:  # type: ignore[misc]
             raise NetworkError(f"cannot start a remote shell on {self.url}: {exc}") from exc
-        return _Process(proc)
+        return _Process(proc, stderr_sink)
 
     async def open_sftp(self) -> Any:
         try:

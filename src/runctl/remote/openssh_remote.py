@@ -16,14 +16,14 @@ import asyncio
 import contextlib
 import re
 import shutil
+from collections.abc import Callable
 
 from ..errors import CredentialsError, HostKeyError, MissingToolError, NetworkError, RunctlError
-from .seam import Process, Remote
+from .seam import STDERR_KEPT, Process, Remote
 from .target import ConnectOptions, Target
 
 SSH_FAILED = 255
 """ssh's exit status for its own errors (a remote command's status is passed through)."""
-STDERR_KEPT = 64 * 1024
 
 
 class _Stdin:
@@ -48,9 +48,10 @@ class _Stdin:
 
 
 class _Process(Process):
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, sink: Callable[[bytes], None] | None = None) -> None:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self._proc = proc
+        self._sink = sink
         self.stdin = _Stdin(proc.stdin)
         self.stdout = proc.stdout
         self._err = bytearray()
@@ -59,6 +60,8 @@ class _Process(Process):
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(1 << 16):
+            if self._sink is not None:
+                self._sink(chunk)
             self._err += chunk
             del self._err[:-STDERR_KEPT]
 
@@ -83,7 +86,7 @@ class OpenSSHRemote(Remote):
         self.target = target
         self.argv = ssh_argv(target, opts, binary or find_ssh())
 
-    async def start(self, command: str) -> Process:
+    async def start(self, command: str, stderr_sink: Callable[[bytes], None] | None = None) -> Process:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -94,7 +97,7 @@ class OpenSSHRemote(Remote):
             )
         except OSError as exc:
             raise MissingToolError(f"cannot run {self.argv[0]}: {exc}", _NO_SSH_HINT) from exc
-        return _Process(proc)
+        return _Process(proc, stderr_sink)
 
     async def failure(self, status: int | None, stderr: bytes) -> RunctlError | None:
         if status != SSH_FAILED:

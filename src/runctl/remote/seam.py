@@ -4,16 +4,20 @@ Everything runctl does on a remote tree (listing, digests, unpacking a tar strea
 deletes, mtime fixes) is a POSIX sh script fed to one started command, so a transport
 only has to start a command, carry bytes to its stdin and from its stdout, and say how
 it ended. Implementations: asyncssh (in-process, the default), the system OpenSSH
-client (the user's exact ~/.ssh/config, ControlMaster reuse); AWS SSM comes next, whose
-byte stream goes through an S3 staging object (Run Command has no stdin).
+client (the user's exact ~/.ssh/config, ControlMaster reuse), and AWS SSM Run Command
+(ssm_remote.py; no stdin: bulk bytes go through an S3 staging object).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import RemoteToolMissingError, RunctlError
+
+STDERR_KEPT = 64 * 1024
+"""How much of a command's stderr a transport keeps for ``wait`` (the end of it)."""
 
 
 class Writer(Protocol):
@@ -37,10 +41,13 @@ class Process(ABC):
 
     stdin: Writer
     stdout: Reader
+    truncated: bool = False
+    """The transport cut the output (SSM keeps only the first 24,000 characters inline)."""
 
     @abstractmethod
     async def wait(self) -> tuple[int | None, bytes]:
-        """Wait for the end: (exit status or None if unknown, stderr)."""
+        """Wait for the end: (exit status or None if unknown, stderr; the last 64 KiB of
+        it, also when it was streamed to a sink as well)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -54,14 +61,18 @@ class Remote(ABC):
     """For messages: ``user@host:path/``."""
     name: str
     """The transport, for ``-v`` and JSON: "asyncssh", "openssh", "ssm"."""
+    enforces_timeout = False
+    """The transport itself stops a command at ConnectOptions.timeout (SSM's
+    executionTimeout); otherwise the caller does."""
     io_errors: tuple[type[BaseException], ...] = (ConnectionError,)
     """What its stdin/stdout raise when the transport breaks (caught by the shell; a
     plain OSError while streaming is a local file that could not be read)."""
 
     @abstractmethod
-    async def start(self, command: str) -> Process:
+    async def start(self, command: str, stderr_sink: Callable[[bytes], None] | None = None) -> Process:
         """Start ``command`` in the remote user's login shell; raise a typed error if the
-        machine cannot be reached."""
+        machine cannot be reached. ``stderr_sink`` receives stderr as it arrives (for
+        ``exec``, which shows it live); without one, stderr is only kept for ``wait``."""
 
     async def failure(self, status: int | None, stderr: bytes) -> RunctlError | None:
         """The transport's own error for a command that ended this way (e.g. ssh's exit

@@ -7,13 +7,18 @@ OpenSSH client) is the transport's business; this module only says which host.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from ..errors import UsageError
+from .aws import AWSOptions
 
 SSHClient = Literal["asyncssh", "openssh"]
+Via = Literal["ssh", "ssm", "auto"]
+INSTANCE_ID = re.compile(r"i-[0-9a-f]{8}(?:[0-9a-f]{9})?")
+"""An EC2 instance id (8 or 17 hex digits): resolved through EC2, reached over SSH or SSM."""
 
 
 class Target(NamedTuple):
@@ -22,6 +27,11 @@ class Target(NamedTuple):
     """Remote directory; relative paths are relative to the remote home."""
     user: str | None = None
     port: int | None = None
+
+    @property
+    def instance_id(self) -> str | None:
+        """The EC2 instance id this target names, if it names one."""
+        return self.host if self.port is None and INSTANCE_ID.fullmatch(self.host) else None
 
     @property
     def url(self) -> str:
@@ -39,6 +49,17 @@ class ConnectOptions(NamedTuple):
     accept_new_host_key: bool = False
     client: SSHClient = "asyncssh"
     """asyncssh (in-process, the default) or the system ``ssh`` binary (--ssh-client)."""
+    via: Via = "auto"
+    """For EC2 instance ids: SSH, SSM, or SSH when the instance has an address and a key."""
+    user: str | None = None
+    """Login user for an instance (else from its AMI's name)."""
+    private_ip: bool = False
+    """Reach an instance at its private address (from inside its VPC)."""
+    aws: AWSOptions = AWSOptions()
+    timeout: int | None = None
+    """Seconds a command may run (SSM's executionTimeout; exec's --timeout over SSH)."""
+    ssm_output_s3: str | None = None
+    """s3://bucket/prefix where SSM writes whole outputs (inline output is cut)."""
 
 
 def parse_dest(dest: str) -> Target:
@@ -63,6 +84,20 @@ def parse_dest(dest: str) -> Target:
         )
     user, at, name = host.rpartition("@")
     return Target(name.strip("[]"), _home_relative(path), user if at else None)
+
+
+def parse_target(text: str) -> Target:
+    """A machine to run on: DEST forms without a path (``[user@]host``, an ssh config
+    alias, ``i-0abc...``), or with one (the directory the command runs in)."""
+    if text.startswith("ssh://") or _split_scp(text)[1]:
+        return parse_dest(text)
+    if not text or text.startswith("-") or "/" in text:
+        raise UsageError(
+            f"not a remote target: {text!r}",
+            "Use [user@]host, an ssh config alias, an EC2 instance id (i-0abc...), or host:path.",
+        )
+    user, at, name = text.rpartition("@")
+    return Target(name, ".", user if at else None)
 
 
 def _split_scp(dest: str) -> tuple[str, str, str]:

@@ -1,0 +1,107 @@
+"""Reaching an EC2 instance by its id: over SSH (address and key from EC2) or SSM.
+
+``--via auto`` takes SSH when the instance has an address and this machine has its
+key (``-i``, or ``~/.ssh/KEYNAME[.pem]``), else SSM when SSM manages it: SSH streams
+and needs no S3 staging, SSM needs no open port and no key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import NotFoundError, RunctlError, UsageError
+from .aws import AWSOptions
+from .ssm_command import RunCommand
+
+if TYPE_CHECKING:
+    from .ec2 import Instance
+    from .seam import Remote
+    from .ssm_remote import SSMRemote
+    from .target import ConnectOptions, Target
+
+
+def ssm_runner(aws: AWSOptions) -> RunCommand:
+    """Run Command with a client for ``aws`` and whole outputs read with runctl's S3 store."""
+    from .aws import client
+
+    async def read_output(bucket: str, key: str) -> bytes | None:
+        from ..stores.s3 import S3Store
+        from ..stores.s3_config import S3Options
+
+        store = S3Store(bucket, "", S3Options(profile=aws.profile, region=aws.region))
+        try:
+            reader = await store.open(key)
+            return b"".join([chunk async for chunk in reader.chunks()])
+        except NotFoundError:
+            return None
+
+    return RunCommand(client("ssm", aws), read_output)
+
+
+def output_location(url: str | None) -> tuple[str, str] | None:
+    """``s3://bucket/prefix`` as (bucket, prefix) for SSM's OutputS3* parameters."""
+    if not url:
+        return None
+    if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
+        raise UsageError(f"--ssm-output-s3 must be s3://BUCKET[/PREFIX], not {url!r}")
+    bucket, _, prefix = url[5:].partition("/")
+    return bucket, prefix.strip("/")
+
+
+def ssm_remote(instance_id: str, opts: ConnectOptions) -> SSMRemote:
+    from .ssm_remote import SSMRemote
+
+    return SSMRemote(
+        instance_id,
+        ssm_runner(opts.aws),
+        execution_timeout=opts.timeout,
+        output_s3=output_location(opts.ssm_output_s3),
+    )
+
+
+async def reach_instance(target: Target, opts: ConnectOptions) -> Remote:
+    """A remote for ``target`` (an instance id), by the route ``opts.via`` asks for."""
+    assert target.instance_id is not None
+    if opts.via == "ssm":
+        return ssm_remote(target.instance_id, opts)
+    from .ec2 import describe
+
+    instance = await describe(target.instance_id, opts.aws)
+    route = ssh_route(instance, target, opts)
+    if isinstance(route, RunctlError):
+        if opts.via == "ssh":
+            raise route
+        remote = ssm_remote(target.instance_id, opts)
+        try:
+            await remote.check()
+        except RunctlError as exc:
+            raise type(route)(f"{route.message}, and {exc.message}", route.hint) from exc
+        return remote
+    from . import open_remote
+
+    ssh_target, ssh_opts = route
+    return await open_remote(ssh_target, ssh_opts)
+
+
+def ssh_route(
+    instance: Instance, target: Target, opts: ConnectOptions
+) -> tuple[Target, ConnectOptions] | RunctlError:
+    """The SSH host, user and key for ``instance``, or why there is none."""
+    from .target import Target
+
+    address = instance.address(opts.private_ip)
+    if address is None:
+        which = "private" if opts.private_ip else "public"
+        return NotFoundError(
+            f"{instance.instance_id} has no {which} address for SSH",
+            "Use --via ssm, or --private-ip from inside its VPC.",
+        )
+    key = opts.identity or instance.key_file()
+    if key is None:
+        name = instance.key_name
+        why = "no key pair"
+        if name:
+            why = f"no private key for key pair {name!r} in ~/.ssh ({name}.pem, {name})"
+        return NotFoundError(f"{instance.instance_id}: {why}", "Pass -i KEY, or use --via ssm.")
+    user = target.user or opts.user or instance.login_user
+    return Target(address, target.path, user, target.port), opts._replace(identity=key, via="ssh")
