@@ -44,3 +44,41 @@ def test_find_liboqs_looks_in_library_paths(tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "liboqs.so.5").touch()
     monkeypatch.setenv("LD_LIBRARY_PATH", f"/nonexistent:{tmp_path}")
     assert _find_liboqs() == str(tmp_path / "liboqs.so.5")
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "path", "user", "instance"),
+    [
+        ("gpu1", "gpu1", ".", None, None),
+        ("ubuntu@gpu1", "gpu1", ".", "ubuntu", None),
+        ("gpu1:/work", "gpu1", "/work", None, None),
+        ("i-0abc1234", "i-0abc1234", ".", None, "i-0abc1234"),
+        ("i-0123456789abcdef0:/data", "i-0123456789abcdef0", "/data", None, "i-0123456789abcdef0"),
+        ("ec2-user@i-0123456789abcdef0", "i-0123456789abcdef0", ".", "ec2-user", "i-0123456789abcdef0"),
+        ("i-0abc123", "i-0abc123", ".", None, None),  # 7 hex digits: a host name, not an id
+        ("ssh://me@h:2222/x", "h", "/x", "me", None),
+    ],
+)
+def test_parse_target(text: str, host: str, path: str, user: str | None, instance: str | None) -> None:
+    from runctl.remote.target import parse_target
+
+    target = parse_target(text)
+    assert (target.host, target.path, target.user, target.instance_id) == (host, path, user, instance)
+
+
+@pytest.mark.parametrize("bad", ["", "-x", "a/b"])
+def test_parse_target_refuses(bad: str) -> None:
+    from runctl.remote.target import parse_target
+
+    with pytest.raises(UsageError):
+        parse_target(bad)
+
+
+def test_command_line_quotes_several_arguments_and_changes_directory() -> None:
+    from runctl.remote.command import command_line
+
+    assert command_line(["echo $HOME && ls"], ".") == "echo $HOME && ls"
+    assert command_line(["echo", "a b", "$x"], ".") == "echo 'a b' '$x'"
+    assert command_line(["pwd"], "/my dir") == "cd -- '/my dir' && pwd"
+    with pytest.raises(UsageError):
+        command_line([], ".")
