@@ -194,7 +194,8 @@ class CodePush:
         event loop idle: measured while the plan was made (CPU-bound), the loop's own
         delay in reading the answer counted as latency and loopback looked like a WAN."""
         if self.options.compress == "auto" and self._round_trip is None:
-            self._round_trip = await dst.shell.round_trip()
+            hint = dst.shell.remote.round_trip_hint
+            self._round_trip = hint if hint is not None else await dst.shell.round_trip()
         return self._round_trip
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError, RunctlError, UsageError
 from .aws import AWSOptions
-from .ssm_command import RunCommand
+from .ssm_command import MIN_EXECUTION_TIMEOUT, RunCommand
 
 if TYPE_CHECKING:
     from .ec2 import Instance
@@ -38,25 +38,23 @@ def ssm_runner(aws: AWSOptions) -> RunCommand:
     return RunCommand(client("ssm", aws), read_output)
 
 
-def output_location(url: str | None) -> tuple[str, str] | None:
-    """``s3://bucket/prefix`` as (bucket, prefix) for SSM's OutputS3* parameters."""
-    if not url:
-        return None
-    if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
-        raise UsageError(f"--ssm-output-s3 must be s3://BUCKET[/PREFIX], not {url!r}")
-    bucket, _, prefix = url[5:].partition("/")
-    return bucket, prefix.strip("/")
-
-
 def ssm_remote(instance_id: str, opts: ConnectOptions) -> SSMRemote:
+    from ..stores.s3_config import S3Options
     from .ssm_remote import SSMRemote
+    from .ssm_staging import Staging, parse_location
 
-    return SSMRemote(
-        instance_id,
-        ssm_runner(opts.aws),
-        execution_timeout=opts.timeout,
-        output_s3=output_location(opts.ssm_output_s3),
-    )
+    if opts.timeout is not None and opts.timeout < MIN_EXECUTION_TIMEOUT:
+        raise UsageError(
+            f"over SSM, --timeout must be at least {MIN_EXECUTION_TIMEOUT} seconds, got {opts.timeout}",
+            "The SSM agent replaces a smaller executionTimeout with its default, 3600.",
+        )
+    s3 = S3Options(profile=opts.aws.profile, region=opts.aws.region)
+    staging = Staging(opts.staging, s3) if opts.staging else None
+    output = parse_location(opts.ssm_output_s3, "--ssm-output-s3") if opts.ssm_output_s3 else None
+    run = ssm_runner(opts.aws)
+    if output is None and staging is not None:
+        run.read_output = staging.take_output  # outputs beside staged objects are read once
+    return SSMRemote(instance_id, run, execution_timeout=opts.timeout, output_s3=output, staging=staging)
 
 
 async def reach_instance(target: Target, opts: ConnectOptions) -> Remote:

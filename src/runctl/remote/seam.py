@@ -61,6 +61,13 @@ class Remote(ABC):
     """For messages: ``user@host:path/``."""
     name: str
     """The transport, for ``-v`` and JSON: "asyncssh", "openssh", "ssm"."""
+    interactive = True
+    """A started command's stdin is read while it runs, so one shell can answer many
+    scripts in turn. Run Command's is not (all of stdin is there before the command
+    starts): the remote shell then starts one command per script."""
+    round_trip_hint: float | None = None
+    """Seconds a round trip is known to take, when measuring one would cost a command
+    (SSM: several seconds per Run Command); None: measure it."""
     enforces_timeout = False
     """The transport itself stops a command at ConnectOptions.timeout (SSM's
     executionTimeout); otherwise the caller does."""

@@ -47,8 +47,13 @@ class RemoteShell:
                     await self._start(script, what)  # the first script rides along with the driver
                 else:
                     await self._send(scripts.session_request("step", self.token, script), what)
+                if not self.remote.interactive:
+                    assert self._proc is not None
+                    self._proc.stdin.write_eof()  # nothing else comes: the command may start
                 out, status, err = await self._answer(what)
                 self._last_exchange = time.monotonic() - sent
+                if not self.remote.interactive:
+                    self._abandon()  # that command is over; the next script starts another
             except BaseException:
                 self._abandon()  # e.g. cancelled mid-answer: never read a stale answer later
                 raise
@@ -69,7 +74,8 @@ class RemoteShell:
         async with self._lock:
             if self._proc is None:
                 await self._start(":", "starting a remote shell")
-                await self._answer("starting a remote shell")
+                if self.remote.interactive:  # else the answer comes with the last one's
+                    await self._answer("starting a remote shell")
             proc = self._proc
             assert proc is not None
             await self._send(scripts.session_request("last", self.token, script), what)
@@ -87,6 +93,8 @@ class RemoteShell:
                 self._abandon()  # the remote tar sees a truncated stream and fails
                 raise
             try:
+                if not self.remote.interactive:
+                    await self._answer("starting a remote shell")
                 _, status, err = await self._answer(what)
             finally:
                 self._abandon()
@@ -110,9 +118,16 @@ class RemoteShell:
                 proc.close()
 
     async def _start(self, first: str, what: str) -> None:
-        self._proc = await self.remote.start(COMMAND)
+        driver = scripts.session_script(self.token, first)
         self._buf.clear()
-        await self._send(scripts.session_script(self.token, first).encode("utf-8", "surrogateescape"), what)
+        if not self.remote.interactive:
+            # The driver is the command itself; stdin carries only requests (and a tar
+            # stream), all there before it starts, so sh must not read its script from
+            # stdin too: its read-ahead would swallow the requests.
+            self._proc = await self.remote.start(driver)
+            return
+        self._proc = await self.remote.start(COMMAND)
+        await self._send(driver.encode("utf-8", "surrogateescape"), what)
 
     async def _send(self, data: bytes, what: str) -> None:
         assert self._proc is not None

@@ -34,6 +34,8 @@ MAX_IDS_PER_SEND = 50
 STDOUT_INLINE = 24_000
 STDERR_INLINE = 8_000
 MAX_EXECUTION_TIMEOUT = 172_800
+MIN_EXECUTION_TIMEOUT = 5
+"""The agent replaces an executionTimeout below this with its default (3600)."""
 DEFAULT_EXECUTION_TIMEOUT = 3_600
 """AWS's own default for executionTimeout; --timeout overrides it."""
 DELIVERY_TIMEOUT = 600

@@ -60,6 +60,8 @@ class ConnectOptions(NamedTuple):
     """Seconds a command may run (SSM's executionTimeout; exec's --timeout over SSH)."""
     ssm_output_s3: str | None = None
     """s3://bucket/prefix where SSM writes whole outputs (inline output is cut)."""
+    staging: str | None = None
+    """s3://bucket/prefix for what an SSM instance fetches (stdin, tar streams)."""
 
 
 def parse_dest(dest: str) -> Target:

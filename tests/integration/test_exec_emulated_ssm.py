@@ -1,0 +1,175 @@
+"""`runctl exec` over emulated SSM: botocore speaks SSM's real protocol to the loopback
+emulator (tests/ssm_emulator.py), which really runs each script in a sandbox."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import S3Server, cli
+from tests.ssm_emulator import SSMEmulator
+
+
+@pytest.fixture
+def ssm_emulator(s3: S3Server) -> Any:
+    with SSMEmulator(
+        s3_endpoint=s3.endpoint, s3_access_key=s3.server.access_key, s3_secret_key=s3.server.secret_key
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def ssm(ssm_emulator: SSMEmulator, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch) -> SSMEmulator:
+    for key, value in ssm_emulator.env().items():
+        monkeypatch.setenv(key, value)
+    ssm_emulator.not_found_polls = 1
+    return ssm_emulator
+
+
+def doc(result: Any) -> dict[str, Any]:
+    value: dict[str, Any] = result.json()
+    return value
+
+
+def test_exec_runs_on_the_instance(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance()
+    command = "echo $AWS_SSM_INSTANCE_ID; pwd"
+    result = cli("-o", "json", "exec", box.instance_id, "--via", "ssm", "--", command)
+    assert result.code == 0, result.out + result.err
+    document = doc(result)
+    assert document["via"] == "ssm" and document["target"] == box.instance_id
+    assert document["stdout"].splitlines()[0] == box.instance_id
+    assert document["truncated"] is False and document["exit_status"] == 0
+    assert ssm.count("DescribeInstanceInformation") == 1  # pre-flight
+    assert ssm.count("SendCommand") == 1
+    assert ssm.requests("SendCommand")[0]["DocumentName"] == "AWS-RunShellScript"
+
+
+def test_text_output_and_exit_status(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance()
+    result = cli("exec", box.instance_id, "--via", "ssm", "--", "printf", "[%s]\\n", "a b", "x y")
+    assert result.code == 0, result.err
+    assert result.out == "[a b]\n[x y]\n"
+    failed = cli("exec", box.instance_id, "--via", "ssm", "--", "echo oops >&2; exit 3")
+    assert failed.code == 3
+    assert "oops" in failed.err
+
+
+def test_path_in_the_target_is_the_working_directory(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance()
+    work = box.root / "my work"
+    work.mkdir()
+    result = cli("exec", f"{box.instance_id}:{work}", "--via", "ssm", "--", "pwd")
+    assert result.code == 0, result.err
+    assert result.out.strip() == str(work)
+
+
+def test_long_output_is_reported_cut_without_an_output_location(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance()
+    command = "i=0; while [ $i -lt 3000 ]; do echo line-$i-xxxxxxxxxxxx; i=$((i+1)); done"
+    result = cli("-o", "json", "exec", box.instance_id, "--via", "ssm", "--", command)
+    assert result.code == 0
+    document = doc(result)
+    assert document["truncated"] is True
+    assert len(document["stdout"]) == 24_000
+    text = cli("exec", box.instance_id, "--via", "ssm", "--", command)
+    assert "was cut" in text.err and "--ssm-output-s3" in text.err
+
+
+def test_long_output_is_whole_with_an_output_location(ssm: SSMEmulator, s3_env: S3Server) -> None:
+    box = ssm.add_instance()
+    command = "i=0; while [ $i -lt 3000 ]; do echo line-$i-xxxxxxxxxxxx; i=$((i+1)); done"
+    where = s3_env.fresh_prefix()
+    via = ("--via", "ssm", "--ssm-output-s3", where)
+    result = cli("-o", "json", "exec", box.instance_id, *via, "--", command)
+    assert result.code == 0, result.out
+    document = doc(result)
+    assert document["truncated"] is False
+    lines = document["stdout"].splitlines()
+    assert len(lines) == 3000 and lines[-1] == "line-2999-xxxxxxxxxxxx"
+    assert ssm.requests("SendCommand")[0]["OutputS3BucketName"] == s3_env.bucket
+
+
+def test_timeout_is_the_execution_timeout(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance()
+    started = time.monotonic()
+    result = cli("-o", "json", "exec", box.instance_id, "--via", "ssm", "--timeout", "5", "--", "sleep 30")
+    assert result.code == 124, result.out
+    assert "TimedOut" in doc(result)["error"]["message"]
+    assert time.monotonic() - started < 25
+    sent = ssm.requests("SendCommand")[0]
+    assert sent["Parameters"]["executionTimeout"] == ["5"]
+
+
+def test_timeout_below_the_agents_minimum_is_refused(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance()
+    result = cli("exec", box.instance_id, "--via", "ssm", "--timeout", "2", "--", "true")
+    assert result.code == 2
+    assert "at least 5" in result.err
+    assert ssm.count("SendCommand") == 0
+
+
+def test_offline_agent_is_refused_before_sending(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance(online=False)
+    result = cli("exec", box.instance_id, "--via", "ssm", "--", "true")
+    assert result.code == 6, result.err
+    assert box.instance_id in result.err and "AmazonSSMManagedInstanceCore" in result.err
+    assert ssm.count("SendCommand") == 0
+
+
+def test_unmanaged_instance_is_not_found(ssm: SSMEmulator) -> None:
+    result = cli("-o", "json", "exec", "i-0123456789abcdef0", "--via", "ssm", "--", "true")
+    assert result.code == 4
+    assert "not managed by SSM" in doc(result)["error"]["message"]
+    assert ssm.count("SendCommand") == 0
+
+
+def test_throttled_polls_are_retried(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance()
+    ssm.inject_error("GetCommandInvocation", "ThrottlingException", times=2)
+    result = cli("exec", box.instance_id, "--via", "ssm", "--", "echo fine")
+    assert result.code == 0, result.err
+    assert result.out == "fine\n"
+
+
+def test_ctrl_c_cancels_the_command(ssm: SSMEmulator) -> None:
+    box = ssm.add_instance()
+    marker = box.root / "started"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runctl",
+            "exec",
+            box.instance_id,
+            "--via",
+            "ssm",
+            "--",
+            f"touch '{marker}'; sleep 60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert ssm.count("CancelCommand") == 1
+    ssm.wait_idle(10)
+    ssm.not_found_polls = 0
+    [command_id] = [c["CommandId"] for c in ssm.requests("CancelCommand")]
+    status = ssm.client().get_command_invocation(CommandId=command_id, InstanceId=box.instance_id)
+    assert status["Status"] == "Cancelled"
