@@ -17,14 +17,6 @@ from tests.ssm_emulator import SSMEmulator
 
 
 @pytest.fixture
-def ssm_emulator(s3: S3Server) -> Any:
-    with SSMEmulator(
-        s3_endpoint=s3.endpoint, s3_access_key=s3.server.access_key, s3_secret_key=s3.server.secret_key
-    ) as emulator:
-        yield emulator
-
-
-@pytest.fixture
 def ssm(ssm_emulator: SSMEmulator, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch) -> SSMEmulator:
     for key, value in ssm_emulator.env().items():
         monkeypatch.setenv(key, value)

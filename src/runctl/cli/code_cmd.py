@@ -30,6 +30,7 @@ class _OrderedRule(argparse.Action):
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from .main import add_global_options
+    from .remote_options import add_remote_options
 
     code = sub.add_parser("code", help="push code to a remote machine over SSH")
     code_sub = code.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
@@ -75,21 +76,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="auto",
         help="gzip the stream (level 1, dense files stored as is); auto: unless the host is this machine",
     )
-    p.add_argument("-F", dest="ssh_config", type=Path, metavar="SSH_CONFIG", help="ssh config file")
-    p.add_argument("-i", dest="identity", type=Path, metavar="IDENTITY", help="private key file")
-    p.add_argument("--port", type=int, help="ssh port (overrides the config)")
-    p.add_argument("--known-hosts", type=Path, metavar="FILE", help="known_hosts file to verify against")
+    add_remote_options(p)
     p.add_argument(
-        "--accept-new-host-key",
-        action="store_true",
-        help="trust an unknown host key on first use and add it to known_hosts",
-    )
-    p.add_argument(
-        "--ssh-client",
-        choices=["asyncssh", "openssh"],
-        default=None,
-        help="asyncssh (default, in-process) or openssh: the system ssh with your exact ~/.ssh/config "
-        "(ProxyCommand, ControlMaster, certificates); also RUNCTL_SSH_CLIENT or config ssh_client",
+        "--staging",
+        metavar="S3_URL",
+        help="s3://BUCKET/PREFIX where a push over SSM stages its tar stream and outputs (deleted "
+        "afterwards); also config [ssm] staging",
     )
     p.set_defaults(handler=cmd_push, rules=[], uses_settings=False)
 
@@ -97,8 +89,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Console) -> int:
     from ..aio import run
     from ..codesync.push import PushOptions, push_async, watch_async
-    from ..remote.target import ConnectOptions
     from .progress import reporter_for
+    from .remote_options import connect_options
 
     options = PushOptions(
         mode=args.mode,
@@ -106,13 +98,9 @@ def cmd_push(args: argparse.Namespace, settings: Settings | None, console: Conso
         dry_run=args.dry_run,
         rules=tuple(args.rules or ()),
         compress=args.compress,
-        ssh=ConnectOptions(
-            config=args.ssh_config,
-            identity=args.identity,
-            port=args.port,
-            known_hosts=args.known_hosts,
-            accept_new_host_key=args.accept_new_host_key,
-            client=ssh_client(args),
+        ssh=connect_options(args, None)._replace(
+            staging=args.staging or _configured(args, "ssm", "staging"),
+            ssm_output_s3=args.ssm_output_s3 or _configured(args, "ssm", "output_s3"),
         ),
     )
     if args.watch:
@@ -151,6 +139,11 @@ def ssh_client(args: argparse.Namespace) -> SSHClient:
 
 
 def _configured_client(args: argparse.Namespace) -> str | None:
+    return _configured(args, "runctl", "ssh_client")
+
+
+def _configured(args: argparse.Namespace, table: str, key: str) -> str | None:
+    """``key`` of ``[table]`` in the config file, read without loading the settings."""
     import os
 
     path = getattr(args, "config", None)
@@ -162,10 +155,10 @@ def _configured_client(args: argparse.Namespace) -> str | None:
     import tomllib
 
     try:
-        table = tomllib.loads(Path(path).read_text()).get("runctl", {})
+        values = tomllib.loads(Path(path).read_text()).get(table, {})
     except (OSError, tomllib.TOMLDecodeError):
         return None  # the settings loader reports a broken file for the commands that use it
-    value = table.get("ssh_client")
+    value = values.get(key)
     return value if isinstance(value, str) else None
 
 

@@ -94,7 +94,7 @@ class RemoteShell:
                 raise
             try:
                 if not self.remote.interactive:
-                    await self._answer("starting a remote shell")
+                    await self._answer(what)  # the driver's first (empty) script
                 _, status, err = await self._answer(what)
             finally:
                 self._abandon()

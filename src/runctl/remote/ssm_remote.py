@@ -31,7 +31,8 @@ elif command -v wget >/dev/null 2>&1; then r_fetch() {{ wget -q -O - "$1"; }}
 elif command -v python3 >/dev/null 2>&1; then r_fetch() {{ python3 -c '
 import shutil, sys, urllib.request
 shutil.copyfileobj(urllib.request.urlopen(sys.argv[1], timeout=60), sys.stdout.buffer)' "$1"; }}
-else echo "runctl: this instance has no curl, wget or python3 to fetch the staged input" >&2; exit 10
+else echo "runctl: curl, wget or python3 not found on this instance (needed to fetch the staged input)" >&2
+  exit 10
 fi
 r_fetch {url} | sh -c {command}
 """
