@@ -42,6 +42,8 @@ DELIVERY_TIMEOUT = 600
 """Seconds SSM may take to hand the command to an (Online) agent before giving up."""
 NOT_YET_VISIBLE = 60.0
 """How long InvocationDoesNotExist is taken for eventual consistency after a send."""
+OUTPUT_READS = 10
+"""GetCommandInvocation calls in flight when many instances end at once."""
 TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Undeliverable", "Terminated"}
 MANAGED_HINT = (
     "The instance needs the SSM agent running and an IAM instance profile with the "
@@ -219,17 +221,33 @@ class RunCommand:
         started = time.monotonic()
         delays = self.poll.delays()
         done: dict[str, Invocation] = {}
+        reading = asyncio.Semaphore(OUTPUT_READS)
         while True:
             await self.sleep(next(delays))
             if len(instance_ids) == 1:
                 statuses = await self._one_status(command_id, instance_ids[0], started)
             else:
                 statuses = await self._listed_statuses(command_id)
-            for iid, status in statuses.items():
-                if iid in instance_ids and iid not in done and status in TERMINAL:
-                    done[iid] = await self._finished(command_id, iid, spec, started)
+            ended = [
+                i for i, st in statuses.items() if i in instance_ids and i not in done and st in TERMINAL
+            ]
+            await asyncio.gather(
+                *(self._finish_into(done, reading, command_id, i, spec, started) for i in ended)
+            )
             if len(done) == len(instance_ids):
                 return done
+
+    async def _finish_into(
+        self,
+        done: dict[str, Invocation],
+        reading: asyncio.Semaphore,
+        command_id: str,
+        instance_id: str,
+        spec: CommandSpec,
+        started: float,
+    ) -> None:
+        async with reading:
+            done[instance_id] = await self._finished(command_id, instance_id, spec, started)
 
     async def _one_status(self, command_id: str, instance_id: str, started: float) -> dict[str, str]:
         try:
@@ -259,12 +277,20 @@ class RunCommand:
     async def _finished(
         self, command_id: str, instance_id: str, spec: CommandSpec, started: float
     ) -> Invocation:
-        reply = await self._call(
-            "get_command_invocation",
-            f"read the command's output on {instance_id}",
-            CommandId=command_id,
-            InstanceId=instance_id,
-        )
+        delays = self.poll.delays()
+        seen = time.monotonic()
+        while True:
+            try:
+                reply = await asyncio.to_thread(
+                    self.ssm.get_command_invocation, CommandId=command_id, InstanceId=instance_id
+                )
+                break
+            except Exception as exc:
+                # Listed as done by ListCommandInvocations, yet not visible here yet: the
+                # two read paths are each eventually consistent.
+                if error_code(exc) != "InvocationDoesNotExist" or time.monotonic() - seen > NOT_YET_VISIBLE:
+                    raise aws_error(exc, f"read the command's output on {instance_id}") from exc
+            await self.sleep(next(delays))
         stdout = str(reply.get("StandardOutputContent", "")).encode()
         stderr = str(reply.get("StandardErrorContent", "")).encode()
         truncated = len(reply.get("StandardOutputContent", "")) >= STDOUT_INLINE or (
