@@ -16,6 +16,7 @@ import pytest
 
 from runctl import local_s3
 from runctl.cli.main import run_cli
+from tests.ssm_emulator import SSMEmulator
 
 
 @dataclass
@@ -178,3 +179,25 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# -- AWS SSM Run Command emulator ---------------------------------------------------------
+
+
+@pytest.fixture
+def ssm_emulator(s3: S3Server, tmp_path: Path) -> Iterator[SSMEmulator]:
+    """A loopback SSM endpoint (tests/ssm_emulator.py) whose fake instances really run the
+    scripts sent to them; S3 output goes to the session's SeaweedFS. Fresh per test (it
+    starts in milliseconds): no instances, commands or calls leak between tests. Point a
+    client at it with ``ssm_emulator.env()``; add instances with ``add_instance()``."""
+    emulator = SSMEmulator(
+        work_dir=tmp_path / "ssm-instances",
+        region="us-east-1",
+        # Built on the first upload only: a botocore client takes a few hundred ms to create.
+        s3_client_factory=lambda: botocore_client(s3.endpoint, s3.server.access_key, s3.server.secret_key),
+    )
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

@@ -129,3 +129,30 @@ def test_via_ssm_on_a_host_name_is_a_usage_error(ec2: Any) -> None:
     result = cli("exec", "gpu-box", "--via", "ssm", "--", "true")
     assert result.code == 2
     assert "instance id" in result.err
+
+
+def test_auto_takes_ssm_when_this_machine_has_no_key(
+    ec2: Any, ssm_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--via auto: the instance (moto's EC2) has a key pair whose key is not here, and SSM
+    (the emulator, which manages the same id) is used instead."""
+    iid = launch(ec2, key="absent-key")
+    ssm_emulator.add_instance(iid)
+    for key, value in ssm_emulator.env().items():
+        monkeypatch.setenv(key, value)
+    result = cli("-o", "json", "exec", iid, "--", "echo hello from $AWS_SSM_INSTANCE_ID")
+    assert result.code == 0, result.out
+    doc = result.json()
+    assert doc["via"] == "ssm"  # type: ignore[index]
+    assert doc["stdout"] == f"hello from {iid}\n"  # type: ignore[index]
+
+
+def test_auto_names_both_reasons_when_neither_route_works(
+    ec2: Any, ssm_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iid = launch(ec2, key="absent-key")
+    for key, value in ssm_emulator.env().items():
+        monkeypatch.setenv(key, value)
+    result = cli("exec", iid, "--", "true")
+    assert result.code == 4, result.err
+    assert "absent-key" in result.err and "not managed by SSM" in result.err
