@@ -69,7 +69,8 @@ def test_long_output_is_reported_cut_without_an_output_location(ssm: SSMEmulator
     assert result.code == 0
     document = doc(result)
     assert document["truncated"] is True
-    assert len(document["stdout"]) == 24_000
+    assert document["stdout"].startswith("line-0-x") and "--output truncated--" not in document["stdout"]
+    assert 23_900 < len(document["stdout"]) <= 24_000
     text = cli("exec", box.instance_id, "--via", "ssm", "--", command)
     assert "was cut" in text.err and "--ssm-output-s3" in text.err
 
@@ -165,3 +166,14 @@ def test_ctrl_c_cancels_the_command(ssm: SSMEmulator) -> None:
     [command_id] = [c["CommandId"] for c in ssm.requests("CancelCommand")]
     status = ssm.client().get_command_invocation(CommandId=command_id, InstanceId=box.instance_id)
     assert status["Status"] == "Cancelled"
+
+
+def test_relative_paths_are_refused_over_ssm(ssm: SSMEmulator, tmp_path: Any) -> None:
+    box = ssm.add_instance()
+    result = cli("exec", f"{box.instance_id}:work", "--via", "ssm", "--", "pwd")
+    assert result.code == 2
+    assert "absolute" in result.err
+    (tmp_path / "src").mkdir()
+    pushed = cli("code", "push", str(tmp_path / "src"), f"{box.instance_id}:proj", "--via", "ssm")
+    assert pushed.code == 2 and "absolute" in pushed.err
+    assert ssm.count("SendCommand") == 0

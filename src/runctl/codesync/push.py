@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, UsageError
 from ..events import Reporter, null_reporter
 from ..filters import Rule
 from ..remote import open_remote
@@ -96,6 +96,12 @@ class CodePush:
         if not self.root.is_dir():  # fail before any network work
             raise NotFoundError(f"local directory not found: {self.root}", "Check the path.")
         self.remote = await open_remote(self.target, self.options.ssh)
+        if not self.remote.interactive and not self.target.path.startswith("/"):
+            await self.remote.close()
+            raise UsageError(
+                f"over {self.remote.name.upper()}, push to an absolute path, not {self.target.path!r}",
+                "The agent runs as root with no home directory, e.g. i-0abc...:/home/ubuntu/project",
+            )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

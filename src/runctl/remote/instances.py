@@ -38,8 +38,16 @@ def ssm_runner(aws: AWSOptions) -> RunCommand:
     return RunCommand(client("ssm", aws), read_output)
 
 
-def ssm_remote(instance_id: str, opts: ConnectOptions) -> SSMRemote:
+def ssm_remote(instance_id: str, opts: ConnectOptions, path: str = ".") -> SSMRemote:
+    """Over SSM a path must be absolute: the agent runs scripts as root, in its own
+    directory, and without HOME, so a relative path would land anywhere."""
     from ..stores.s3_config import S3Options
+
+    if path != "." and not path.startswith("/"):
+        raise UsageError(
+            f"over SSM, the path on {instance_id} must be absolute, not {path!r}",
+            f"e.g. {instance_id}:/home/ubuntu/{path}",
+        )
     from .ssm_remote import SSMRemote
     from .ssm_staging import Staging, parse_location
 
@@ -61,7 +69,7 @@ async def reach_instance(target: Target, opts: ConnectOptions) -> Remote:
     """A remote for ``target`` (an instance id), by the route ``opts.via`` asks for."""
     assert target.instance_id is not None
     if opts.via == "ssm":
-        return ssm_remote(target.instance_id, opts)
+        return ssm_remote(target.instance_id, opts, target.path)
     from .ec2 import describe
 
     instance = await describe(target.instance_id, opts.aws)
@@ -69,7 +77,7 @@ async def reach_instance(target: Target, opts: ConnectOptions) -> Remote:
     if isinstance(route, RunctlError):
         if opts.via == "ssh":
             raise route
-        remote = ssm_remote(target.instance_id, opts)
+        remote = ssm_remote(target.instance_id, opts, target.path)
         try:
             await remote.check()
         except RunctlError as exc:

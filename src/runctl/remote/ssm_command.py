@@ -33,6 +33,8 @@ DOCUMENT = "AWS-RunShellScript"
 MAX_IDS_PER_SEND = 50
 STDOUT_INLINE = 24_000
 STDERR_INLINE = 8_000
+CUT_MARKER = b"--output truncated--"
+"""What the agent puts at the end of an inline output it cut (within the limit)."""
 MAX_EXECUTION_TIMEOUT = 172_800
 MIN_EXECUTION_TIMEOUT = 5
 """The agent replaces an executionTimeout below this with its default (3600)."""
@@ -291,11 +293,9 @@ class RunCommand:
                 if error_code(exc) != "InvocationDoesNotExist" or time.monotonic() - seen > NOT_YET_VISIBLE:
                     raise aws_error(exc, f"read the command's output on {instance_id}") from exc
             await self.sleep(next(delays))
-        stdout = str(reply.get("StandardOutputContent", "")).encode()
-        stderr = str(reply.get("StandardErrorContent", "")).encode()
-        truncated = len(reply.get("StandardOutputContent", "")) >= STDOUT_INLINE or (
-            len(reply.get("StandardErrorContent", "")) >= STDERR_INLINE
-        )
+        stdout, cut_out = _inline(reply.get("StandardOutputContent"), STDOUT_INLINE)
+        stderr, cut_err = _inline(reply.get("StandardErrorContent"), STDERR_INLINE)
+        truncated = cut_out or cut_err
         if spec.output_s3 and self.read_output is not None:
             bucket, prefix = spec.output_s3
             base = "/".join(p for p in (prefix.strip("/"), command_id, instance_id) if p)
@@ -322,6 +322,15 @@ class RunCommand:
             truncated=truncated,
             seconds=time.monotonic() - started,
         )
+
+
+def _inline(content: object, limit: int) -> tuple[bytes, bool]:
+    """Inline output, without the agent's cut marker, and whether it was cut (the marker,
+    or a length at the limit: the agent cuts by bytes, so count them)."""
+    data = str(content or "").encode()
+    if data.endswith(CUT_MARKER):
+        return data[: -len(CUT_MARKER)], True
+    return data, len(data) >= limit
 
 
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
