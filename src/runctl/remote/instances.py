@@ -7,7 +7,7 @@ and needs no S3 staging, SSM needs no open port and no key.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import NotFoundError, RunctlError, UsageError
 from .aws import AWSOptions
@@ -65,11 +65,17 @@ def ssm_remote(instance_id: str, opts: ConnectOptions, path: str = ".") -> SSMRe
     return SSMRemote(instance_id, run, execution_timeout=opts.timeout, output_s3=output, staging=staging)
 
 
-async def reach_instance(target: Target, opts: ConnectOptions) -> Remote:
-    """A remote for ``target`` (an instance id), by the route ``opts.via`` asks for."""
+class SSMRoute(NamedTuple):
+    instance_id: str
+    why_not_ssh: RunctlError | None = None
+    """With --via auto: why SSH was not possible (joined to SSM's own error, if any)."""
+
+
+async def choose_route(target: Target, opts: ConnectOptions) -> tuple[Target, ConnectOptions] | SSMRoute:
+    """How ``target`` (an instance id) is reached: an SSH host and options, or SSM."""
     assert target.instance_id is not None
     if opts.via == "ssm":
-        return ssm_remote(target.instance_id, opts, target.path)
+        return SSMRoute(target.instance_id)
     from .ec2 import describe
 
     instance = await describe(target.instance_id, opts.aws)
@@ -77,11 +83,22 @@ async def reach_instance(target: Target, opts: ConnectOptions) -> Remote:
     if isinstance(route, RunctlError):
         if opts.via == "ssh":
             raise route
-        remote = ssm_remote(target.instance_id, opts, target.path)
+        return SSMRoute(target.instance_id, route)
+    return route
+
+
+async def reach_instance(target: Target, opts: ConnectOptions) -> Remote:
+    """A remote for ``target`` (an instance id), by the route ``opts.via`` asks for."""
+    route = await choose_route(target, opts)
+    if isinstance(route, SSMRoute):
+        remote = ssm_remote(route.instance_id, opts, target.path)
         try:
             await remote.check()
         except RunctlError as exc:
-            raise type(route)(f"{route.message}, and {exc.message}", route.hint) from exc
+            if route.why_not_ssh is None:
+                raise
+            why = route.why_not_ssh
+            raise type(why)(f"{why.message}, and {exc.message}", why.hint) from exc
         return remote
     from . import open_remote
 
