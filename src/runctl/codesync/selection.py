@@ -2,7 +2,8 @@
 
 Layers, each able to override the one before (last match wins, as in a .gitignore):
 1. git's view: tracked + untracked-not-ignored (``git ls-files -co --exclude-standard``)
-   inside a work tree, else the tree's nested .gitignore files read with pathspec;
+   inside a work tree, else the tree's nested .gitignore files read as git reads them
+   (gitignore.py);
 2. default excludes (``.git/``, ``__pycache__/``, virtualenvs, ...);
 3. a ``.runctlignore`` file at the root;
 4. ``--exclude`` / ``--include`` flags in command-line order.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import subprocess
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -26,6 +28,7 @@ from ..filters import Rule, rule_lines
 from ..filters import gitignore_spec as _spec
 from ..stores.base import Entry
 from ..stores.local import TMP_MARK, LocalStore
+from .gitignore import GitIgnoreTree
 
 DEFAULT_EXCLUDES = (
     ".git/",
@@ -39,55 +42,29 @@ DEFAULT_EXCLUDES = (
     ".DS_Store",
 )
 IGNORE_FILE = ".runctlignore"
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+_ANY_PARENT = "^(?:.+/)?"  # how pathspec starts an unanchored pattern's regex
 
 
-class GitIgnoreTree:
-    """Nested .gitignore files matched as git does: the deepest file with a matching
-    pattern decides, patterns are relative to their file's directory, and nothing
-    below an ignored directory can be re-included."""
+def _screen(spec: Any) -> re.Pattern[str] | None:
+    """One regex that every path some pattern of ``spec`` matches also matches.
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._specs: dict[str, Any] = {}
-        self._dir_ignored: dict[str, bool] = {}
-
-    def _spec_for(self, folder: str) -> Any:
-        if folder not in self._specs:
-            lines: list[str] = []
-            sources = [self.root / folder / ".gitignore"]
-            if folder == "":
-                sources.insert(0, self.root / ".git" / "info" / "exclude")
-            for source in sources:
-                with contextlib.suppress(OSError):
-                    lines += source.read_text(errors="replace").splitlines()
-            self._specs[folder] = _spec(lines) if lines else None
-        return self._specs[folder]
-
-    def _own(self, path: str, is_dir: bool) -> bool:
-        """Ignored by its own name, ignoring whether a parent directory is."""
-        parts = path.split("/")
-        for depth in range(len(parts) - 1, -1, -1):
-            folder = "/".join(parts[:depth])
-            spec = self._spec_for(folder)
-            if spec is None:
-                continue
-            rel = "/".join(parts[depth:]) + ("/" if is_dir else "")
-            result = spec.check_file(rel).include
-            if result is not None:
-                return bool(result)
-        return False
-
-    def dir_ignored(self, path: str) -> bool:
-        if path not in self._dir_ignored:
-            parent = path.rpartition("/")[0]
-            self._dir_ignored[path] = (bool(parent) and self.dir_ignored(parent)) or self._own(path, True)
-        return self._dir_ignored[path]
-
-    def ignored(self, path: str, is_dir: bool = False) -> bool:
-        parent = path.rpartition("/")[0]
-        if parent and self.dir_ignored(parent):
-            return True
-        return self.dir_ignored(path) if is_dir else self._own(path, False)
+    Most paths match no pattern of layers 2-4, and one search then replaces pathspec's
+    loop over every pattern; a path that passes still goes to pathspec, which decides,
+    so the layers' semantics stay pathspec's. Unanchored patterns share one "start or
+    after a slash" prefix instead of each backtracking over the parents (a looser test,
+    which is all a screen needs)."""
+    regexes = [p.regex.pattern for p in spec.patterns if getattr(p, "regex", None) is not None]
+    if not all(isinstance(r, str) for r in regexes):
+        return None
+    loose = [r[len(_ANY_PARENT) :] for r in regexes if r.startswith(_ANY_PARENT)]
+    rest = [r for r in regexes if not r.startswith(_ANY_PARENT)]
+    parts = [f"(?:^|/)(?:{'|'.join(f'(?:{r})' for r in loose)})"] if loose else []
+    parts += [f"(?:{r})" for r in rest]
+    try:
+        return re.compile(_NAMED_GROUP.sub("(?:", "|".join(parts) or "(?!)"))
+    except re.error:
+        return None
 
 
 @dataclass
@@ -98,6 +75,10 @@ class Rules:
     extra: Any
     has_includes: bool
     gitignore: GitIgnoreTree
+    screen: re.Pattern[str] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.screen = _screen(self.extra)
 
     @classmethod
     def load(cls, root: Path, flags: Sequence[Rule] = ()) -> Rules:
@@ -111,7 +92,11 @@ class Rules:
 
     def verdict(self, path: str, is_dir: bool = False) -> bool | None:
         """True: excluded by layers 2-4; False: re-included; None: they say nothing."""
-        result = self.extra.check_file(path + "/" if is_dir else path).include
+        if is_dir:
+            path += "/"
+        if self.screen is not None and self.screen.search(path) is None:
+            return None
+        result = self.extra.check_file(path).include
         return None if result is None else bool(result)
 
     def excluded(self, path: str, is_dir: bool = False) -> bool:
@@ -201,31 +186,39 @@ def _empty_dirs_below(root: Path, dirs: Sequence[str]) -> Iterator[str]:
 def _walk(root: Path, rules: Rules, *, use_git: bool) -> Iterator[str]:
     """Walk the tree applying the layers. With ``use_git`` (git already gave layer 1),
     yield only paths that layers 2-4 explicitly re-include."""
-    stack: list[tuple[str, bool]] = [("", False)]
+    # (directory, excluded by the layers so far, excluded by the .gitignore files)
+    stack: list[tuple[str, bool, bool]] = [("", False, use_git)]
     top = str(root)
+    verdict = rules.verdict
     while stack:
-        rel_dir, dropped = stack.pop()
+        rel_dir, dropped, git_out = stack.pop()
         try:
             with os.scandir(os.path.join(top, rel_dir)) as it:
                 children = list(it)
         except OSError:
             continue
+        # git never decides anything below a directory it excluded (nor reads its files).
+        folder = None if git_out else rules.gitignore.folder(rel_dir)
+        prefix = rel_dir + "/" if rel_dir else ""
         for de in children:
-            rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-            if rel == ".git" or TMP_MARK in de.name:
+            name = de.name
+            rel = prefix + name
+            if rel == ".git" or TMP_MARK in name:
                 continue
             is_dir = de.is_dir(follow_symlinks=False)
-            verdict = rules.verdict(rel, is_dir)
-            out = (
-                verdict
-                if verdict is not None
-                else (dropped or use_git or rules.gitignore.ignored(rel, is_dir))
-            )
+            said = verdict(rel, is_dir)
+            if folder is None:
+                git = True
+            elif is_dir or (said is None and not dropped):
+                git = folder.excluded(name, is_dir)
+            else:
+                git = False  # unused: another layer decides this file
+            out = said if said is not None else (dropped or git)
             if is_dir:
                 # An excluded directory is still entered when some rule may re-include
                 # a path inside it; otherwise it is pruned (a .venv is never walked).
                 if not out or rules.has_includes:
-                    stack.append((rel, out))
+                    stack.append((rel, out, git))
             elif not out:
                 yield rel
         if rel_dir and not dropped and not use_git and not children:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from runctl.codesync.selection import select
+from runctl.codesync.selection import Rules, select
 from runctl.errors import NotFoundError
 
 
@@ -112,3 +113,38 @@ def test_git_work_tree(tmp_path: Path) -> None:
 def test_missing_dir(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         select(tmp_path / "nope")
+
+
+def test_layers_screen_keeps_pathspec_verdicts(tmp_path: Path) -> None:
+    # Layers 2-4 screen paths with one regex before asking pathspec: the verdicts must be
+    # exactly pathspec's for every path, matching or not.
+    (tmp_path / ".runctlignore").write_text(
+        "data/\n!data/small/\n/top\na/**/b\n*.log\n!keep.log\nx?y\n[ab]*\n"
+    )
+    flags = (("exclude", "out/"), ("include", "out/keep/"), ("exclude", "**/tmp"), ("include", "venv/ok.py"))
+    rules = Rules.load(tmp_path, flags)
+    assert rules.screen is not None
+    rnd = random.Random(7)
+    names = ["data", "small", "top", "a", "b", "x_y", "keep.log", "z.log", "out", "keep", "tmp", "venv"]
+    names += ["ok.py", ".git", "__pycache__", "m.pyc", ".DS_Store", "node_modules", "src", "f.py", "a\nb"]
+    for _ in range(3000):
+        path = "/".join(rnd.choice(names) for _ in range(rnd.randint(1, 4)))
+        for is_dir in (False, True):
+            exact = rules.extra.check_file(path + "/" if is_dir else path).include
+            assert rules.verdict(path, is_dir) == (None if exact is None else bool(exact)), (path, is_dir)
+
+
+def test_gitignore_idioms_outside_a_work_tree(tmp_path: Path) -> None:
+    write(tmp_path, "top.py", "data/a.csv", "data/x/b.csv", "data/x/c.txt", "cache/keep.me", "cache/junk")
+    (tmp_path / ".gitignore").write_text("**/cache/**\n!**/cache/keep.me\n")
+    (tmp_path / "data" / ".gitignore").write_text("*\n!*/\n!*.csv\n")
+    sel = select(tmp_path)
+    assert not sel.git
+    kept = [".gitignore", "cache/keep.me", "data/a.csv", "data/x/b.csv", "top.py"]
+    assert [e.path for e in sel.entries if e.kind != "dir"] == kept
+    # a flag still re-includes what git ignores
+    assert "data/x/c.txt" in files(tmp_path, ("include", "*.txt"))
+    # remote-only paths are judged the same way (kept ones may be deleted, ignored ones not)
+    allow = sel.allow()
+    assert allow("cache/sub.txt") is False and allow("data/new.csv") and not allow("data/new.txt")
+    assert allow("stale.py")
