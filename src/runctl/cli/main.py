@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "code": "code_cmd",  # runctl code push
     "checkpoint": "checkpoint_cmd",  # runctl checkpoint list|cleanup
     "exec": "exec_cmd",  # runctl exec TARGET -- COMMAND
+    "data": "data_cmd",  # runctl data load
 }
 """Family -> module under runctl.cli exposing register(subparsers). One line per command family."""
 
