@@ -66,7 +66,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_load(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     from ..dataload.options import LoadOptions
-    from ..errors import UsageError
     from ..filters import parse_shard
 
     shard = parse_shard(args.shard) if args.shard is not None else None
@@ -76,10 +75,7 @@ def cmd_load(args: argparse.Namespace, settings: Settings, console: Console) -> 
     if args.print_script:
         return _print_script(args, options, shard, console)
     if args.on is not None or args.targets is not None:
-        raise UsageError(
-            "data load --on/--targets is not wired yet",
-            "Use --print-script and run the script there, or run the load on the machine itself.",
-        )
+        return _load_remotely(args, settings, options, shard, console)
     from ..aio import run
     from ..dataload.local import load_async
     from .progress import reporter_for
@@ -89,6 +85,43 @@ def cmd_load(args: argparse.Namespace, settings: Settings, console: Console) -> 
             load_async(args.source, args.dest, options, shard=shard, settings=settings, reporter=report)
         )
     return render_load(console, result)
+
+
+def _load_remotely(
+    args: argparse.Namespace, settings: Settings, options: LoadOptions, shard: Shard | None, console: Console
+) -> int:
+    from ..aio import run
+    from ..dataload.remote import load_on, load_on_targets
+    from ..errors import UsageError
+    from .remote_options import connect_options
+
+    opts = connect_options(args, settings)
+    if args.on is not None:
+        return render_load(console, run(load_on(args.on, args.source, args.dest, options, opts, shard)))
+    if shard is not None:
+        raise UsageError(
+            "--shard and --targets do not go together: with --targets, the k-th machine loads shard k",
+            "Drop --shard, or load one shard with --on TARGET --shard I/N.",
+        )
+    result = run(load_on_targets(args.targets, args.source, args.dest, options, opts))
+    if console.json:
+        console.document(result.to_dict())
+    else:
+        from ..sizes import human_size
+
+        for t in result.targets:
+            where = f"{t.target} (shard {t.shard}, {t.via})"
+            if t.ok:
+                console.info(f"{where}: {t.files} files, {human_size(t.bytes)} in {t.seconds:.2f}s")
+            else:
+                message = t.error.message if t.error else "failed"
+                console.err.write(f"{where}: error: {message}\n")
+    if result.ok:
+        return 0
+    if not console.json:
+        names = ", ".join(t.target for t in result.failed)
+        console.err.write(f"error: the load failed on {names}\n")
+    return 1
 
 
 def _print_script(

@@ -26,9 +26,7 @@ from ..errors import LocalIOError, NotFoundError
 from ..events import Reporter, null_reporter
 from ..filters import Shard, from_flags
 from ..settings import Settings
-from . import exit_codes
 from .options import LoadOptions, parse_source
-from .report import find_report
 from .result import LoadResult
 
 COMMAND = "data load"
@@ -138,7 +136,7 @@ def _script_load(
     source: str, dest: str, options: LoadOptions, shard: Shard | None, settings: Settings
 ) -> LoadResult:
     """Run the generated script here, as an instance would, and read its report."""
-    from ..engine.execute import Failure
+    from .result import script_result
     from .script import load_script
 
     script = load_script(source, dest, options, shard)
@@ -152,28 +150,4 @@ def _script_load(
         proc = subprocess.run(
             ["/bin/sh", str(path)], stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False
         )
-    out = proc.stdout.decode("utf-8", "replace")
-    err = proc.stderr.decode("utf-8", "replace")
-    report = find_report(out)
-    if proc.returncode != 0 and (report is None or proc.returncode != exit_codes.FAILED):
-        raise exit_codes.error_for(proc.returncode, err)
-    if report is None:
-        raise exit_codes.error_for(exit_codes.FAILED, err or "the load script printed no report line")
-    mark = "runctl-load: warning: "
-    warnings = [line.split(mark, 1)[1] for line in err.splitlines() if mark in line]
-    failed = []
-    if proc.returncode != 0:
-        said = [line for line in err.splitlines() if line.strip()]
-        failed.append(Failure("", said[-1] if said else f"exit status {proc.returncode}"))
-    return LoadResult(
-        COMMAND,
-        parse_source(source).url,
-        dest,
-        bytes=report.bytes,
-        seconds=time.monotonic() - started,
-        failed=failed,
-        warnings=warnings,
-        tool=report.tool,
-        shard=report.shard,
-        files=report.files,
-    )
+    return script_result(source, dest, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)

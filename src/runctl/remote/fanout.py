@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..errors import Interrupted, RunctlError
+from ..errors import Interrupted, RunctlError, UsageError
 from .seam import Remote
 from .target import ConnectOptions, Target
 
@@ -72,12 +72,13 @@ async def run_everywhere(
     ``fan_out_script({instance id: k})`` the one script of the SSM fan-out."""
     from .instances import SSMRoute, choose_route
 
+    if opts.via == "ssm" and (names := [t.host for t in targets if t.instance_id is None]):
+        raise UsageError(
+            f"--via ssm needs EC2 instance ids, not {', '.join(names)}", "e.g. i-0abc12345678def90"
+        )
+
     async def routed(target: Target) -> tuple[Target, ConnectOptions] | SSMRoute | RunctlError:
         if target.instance_id is None:
-            if opts.via == "ssm":
-                from ..errors import UsageError
-
-                return UsageError(f"--via ssm needs EC2 instance ids, not {target.host!r}")
             return target, opts
         try:
             return await choose_route(target, opts)

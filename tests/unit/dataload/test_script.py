@@ -266,13 +266,15 @@ def test_bad_shard_is_exit_2(shard: str, tmp_path: Path, monkeypatch: pytest.Mon
     assert not (tmp_path / "d").exists()
 
 
-def test_remote_flags_parse_and_are_not_wired_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_flags_parse_and_ssm_needs_instance_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     ssh = ["-F", "/dev/null", "-i", "k", "--port", "2222", "--known-hosts", "kh", "--accept-new-host-key"]
     ssh += ["--ssh-client", "openssh", "--via", "ssm"]
     for where in (["--on", "host"], ["--targets", "a,b"]):
         result = cli("data", "load", "s3://bkt/p", "/d", *where, *ssh)
-        assert result.code == 2 and "not wired yet" in result.err
+        assert result.code == 2 and "instance id" in result.err
     result = cli("data", "load", "s3://bkt/p", "/d", "--on", "a", "--targets", "b")
     assert result.code == 2  # one or the other
 
