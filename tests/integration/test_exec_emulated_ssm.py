@@ -177,3 +177,23 @@ def test_relative_paths_are_refused_over_ssm(ssm: SSMEmulator, tmp_path: Any) ->
     pushed = cli("code", "push", str(tmp_path / "src"), f"{box.instance_id}:proj", "--via", "ssm")
     assert pushed.code == 2 and "absolute" in pushed.err
     assert ssm.count("SendCommand") == 0
+
+
+def test_a_script_too_large_to_go_inline_is_staged(
+    ssm: SSMEmulator, s3_env: S3Server, s3_client: Any
+) -> None:
+    """SSM takes at most 64 KB of parameters: a larger command travels as a staged object
+    (fetched by presigned URL), or is refused with a hint when there is no staging."""
+    box = ssm.add_instance()
+    big = "x=1\n" + "# padding to make the script large\n" * 2000 + "echo big done"
+    refused = cli("exec", box.instance_id, "--via", "ssm", "--", big)
+    assert refused.code == 2 and "--staging" in refused.err
+    assert ssm.count("SendCommand") == 0
+    staging = s3_env.fresh_prefix()
+    result = cli("exec", box.instance_id, "--via", "ssm", "--staging", staging, "--", big)
+    assert result.code == 0, result.err
+    assert result.out == "big done\n"
+    [sent] = ssm.requests("SendCommand")
+    assert len("\n".join(sent["Parameters"]["commands"])) < 4096
+    listed = s3_client.list_objects_v2(Bucket=s3_env.bucket, Prefix=staging[len(f"s3://{s3_env.bucket}/") :])
+    assert listed.get("KeyCount", 0) == 0

@@ -77,12 +77,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="gzip the stream (level 1, dense files stored as is); auto: unless the host is this machine",
     )
     add_remote_options(p)
-    p.add_argument(
-        "--staging",
-        metavar="S3_URL",
-        help="s3://BUCKET/PREFIX where a push over SSM stages its tar stream and outputs (deleted "
-        "afterwards); also config [ssm] staging",
-    )
     p.set_defaults(handler=cmd_push, rules=[], uses_settings=False)
 
 

@@ -56,6 +56,13 @@ def add_instance_options(p: argparse.ArgumentParser) -> None:
         help="s3://BUCKET/PREFIX for SSM's whole output (else it is cut at 24,000 characters); "
         "also config [ssm] output_s3",
     )
+    p.add_argument(
+        "--staging",
+        metavar="S3_URL",
+        help="s3://BUCKET/PREFIX where what an SSM instance must fetch is staged (a code push's tar "
+        "stream, a large script) and outputs are kept until read; deleted afterwards; also config "
+        "[ssm] staging",
+    )
 
 
 def add_remote_options(p: argparse.ArgumentParser) -> None:
@@ -87,4 +94,5 @@ def connect_options(args: argparse.Namespace, settings: Settings | None) -> Conn
         aws=AWSOptions(settings.profile, settings.region) if settings else AWSOptions(),
         timeout=timeout,
         ssm_output_s3=getattr(args, "ssm_output_s3", None) or (settings.ssm_output_s3 if settings else None),
+        staging=getattr(args, "staging", None) or (settings.ssm_staging if settings else None),
     )

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import posixpath
 import re
+import secrets
+import time
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from shlex import quote
@@ -26,9 +28,11 @@ from ..errors import (
 )
 
 LIST_MAGIC = "runctl-list"
-FIELDS = 6
-"""Listing records: type, size, mtime, mode (octal), path, symlink target; NUL-separated."""
+FIELDS = 7
+"""Listing records: type, size, mtime, mode (octal), path, symlink target, ctime; NUL-separated."""
 
+# Time::HiRes (core perl since 5.8) gives sub-second times; without it they are whole
+# seconds, which the survey sees in the listing itself (no fractional ctime anywhere).
 _PERL_LISTER = r"""
 use strict; use File::Find; use Fcntl ":mode";
 my $hr = eval { require Time::HiRes; 1 };
@@ -38,9 +42,16 @@ find({ no_chdir => 1, wanted => sub {
   my $m = $s[2];
   my $t = S_ISLNK($m) ? "l" : S_ISDIR($m) ? "d" : S_ISREG($m) ? "f" : "o";
   my $l = $t eq "l" ? readlink($_) : "";
-  printf "%s\0%d\0%s\0%o\0%s\0%s\0", $t, $s[7], $s[9], $m & 07777, $p, $l;
+  printf "%s\0%d\0%s\0%o\0%s\0%s\0%s\0", $t, $s[7], $s[9], $m & 07777, $p, $l, $s[10];
 }}, ".");
 """
+
+PACKAGE_MANAGER = (
+    'r_pm=; for r_p in apk apt-get dnf yum zypper pacman brew pkg; do command -v "$r_p" >/dev/null 2>&1 '
+    "&& { r_pm=$r_p; break; }; done"
+)
+"""Sets ``$r_pm`` to the remote's package manager: failure texts name it, so the hint
+can say ``apk add`` on Alpine and ``apt-get install`` on Debian."""
 
 
 def session_script(token: str, first: str) -> str:
@@ -95,31 +106,53 @@ def session_request(kind: str, token: str, script: str) -> bytes:
     return f"{kind}\n{body}{token}\n".encode("utf-8", "surrogateescape")
 
 
-def list_script(root: str) -> str:
-    """One round trip: a header line with the remote's tools, then the whole tree.
+def list_script(root: str, sent: float | None = None) -> str:
+    """One round trip: a header line, then the whole tree, by the best lister there:
 
-    GNU find's -printf is used when present (detected, not assumed); otherwise perl,
-    which nearly every Unix has. A missing root is an empty listing, not an error.
-    """
+    * ``gnu``: GNU find's -printf (nanoseconds; one process);
+    * ``perl``: File::Find with Time::HiRes (sub-second; one process);
+    * ``stat``: POSIX find ``-exec stat -c ... {} +`` (BusyBox, Alpine): records framed
+      by a random token (stat -c cannot print NUL), so names with newlines survive.
+
+    The header: ``runctl-list <lister> sent=<local time this script was made> now=<the
+    remote's date> [tok=...] [tar=busybox] <tools...>``: ``sent`` and ``now`` bound the
+    clock skew between the machines (the racy-file rule in codesync.compare needs it).
+    A missing root is an empty listing, not an error."""
+    sent = time.time() if sent is None else sent
+    tok = f"runctl-s{secrets.token_hex(8)}"
+    stat_format = f"{tok} %f %s %Y %Z|%y|%z|%n{tok}%N"
     return f"""
 caps=""
 for t in tar gzip openssl sha256sum shasum md5sum; do
   command -v "$t" >/dev/null 2>&1 && caps="$caps $t"
 done
 cd -- {quote(root)} 2>/dev/null || {{ echo "{LIST_MAGIC} missing$caps"; exit 0; }}
-if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then
-  echo "{LIST_MAGIC} gnu$caps"
-  exec find . -mindepth 1 -printf '%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0'
-elif command -v perl >/dev/null 2>&1; then
-  echo "{LIST_MAGIC} perl$caps"
-  exec perl -e {quote(_PERL_LISTER)}
+if command -v busybox >/dev/null 2>&1; then  # BusyBox tar restores whole-second mtimes only
+  case $(tar --help 2>&1) in *BusyBox*) caps="$caps tar=busybox" ;; esac
 fi
-echo "runctl: no usable find (GNU) or perl on the remote" >&2
+r_h="sent={sent:.6f} now=$(date +%s.%N 2>/dev/null)"
+if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then
+  echo "{LIST_MAGIC} gnu $r_h$caps"
+  exec find . -mindepth 1 -printf '%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0%C@\\0'
+elif command -v perl >/dev/null 2>&1; then
+  echo "{LIST_MAGIC} perl $r_h$caps"
+  exec perl -e {quote(_PERL_LISTER)}
+elif find . -maxdepth 0 -exec stat -c '' {{}} + >/dev/null 2>&1; then
+  echo "{LIST_MAGIC} stat $r_h tok={tok}$caps"
+  export QUOTING_STYLE=literal  # GNU stat: %N unquoted (BusyBox has one form)
+  exec find . -mindepth 1 -exec stat -c {quote(stat_format)} {{}} +
+fi
+{PACKAGE_MANAGER}
+r_m="needs GNU find, perl, or find -exec with stat -c"
+echo "runctl: cannot list the tree: $r_m (missing: find; package manager: ${{r_pm:-unknown}})" >&2
 exit 127
 """
 
 
-TAR_PRESENT = "command -v tar >/dev/null 2>&1 || { echo 'tar: not found' >&2; exit 127; }"
+TAR_PRESENT = (
+    f"command -v tar >/dev/null 2>&1 || {{ {PACKAGE_MANAGER}; "
+    'echo "tar: not found (missing: tar; package manager: ${r_pm:-unknown})" >&2; exit 127; }'
+)
 """Fails with status 127 and the message that ``remote_error`` maps to exit 10."""
 
 
@@ -173,11 +206,13 @@ def pick_hasher(tools: Iterable[str]) -> tuple[str, str] | None:
     return None
 
 
-def hash_script(root: str, command: str, items: Sequence[tuple[str, str]], sample: int) -> str:
-    """One line per (path, expected sample digest), in order: ``SAMPLE_DIFFERS`` when the
-    digest of the remote file's first and last ``sample`` bytes is not the expected one
-    (changed: no need to read it all), else the digest of the whole file ("-" when it
-    cannot be read)."""
+def hash_script(root: str, command: str, items: Sequence[tuple[str, str | None]], sample: int) -> str:
+    """One line per (path, expected sample digest), in order, the digest first on it:
+    ``SAMPLE_DIFFERS`` when the digest of the remote file's first and last ``sample``
+    bytes is not the expected one (changed: no need to read it all), else the digest of
+    the whole file ("-" when it cannot be read). An expected digest of None asks for the
+    whole digest at once (a file of at most two samples: its sample is the whole file),
+    one process per file."""
     lines = [
         f"cd -- {quote(root)} || exit 1",
         f'r_h() {{ {command} | {{ read -r r_d _; echo "$r_d"; }}; }}',
@@ -185,6 +220,9 @@ def hash_script(root: str, command: str, items: Sequence[tuple[str, str]], sampl
     ]
     for path, expected in items:
         p = quote(path)
+        if expected is None:
+            lines.append(f"{{ {command} < {p}; }} 2>/dev/null || echo -")
+            continue
         lines.append(
             f'if [ -r {p} ] && [ "$(r_s {p})" = {quote(expected)} ]; '
             f"then {{ r_h < {p}; }} 2>/dev/null || echo -; else echo {quote(SAMPLE_DIFFERS)}; fi"
@@ -192,22 +230,48 @@ def hash_script(root: str, command: str, items: Sequence[tuple[str, str]], sampl
     return "\n".join(lines) + "\n"
 
 
+TOUCH_PROBE = "./.runctl-touch-probe/none"
+"""Never exists (nor does its directory): ``touch -c`` there only parses the date."""
+
+
 def touch_lines(mtimes: Sequence[tuple[str, float]]) -> str:
-    """Set mtimes (files whose content matched): the next listing then sees no change."""
-    return "".join(f"touch -c -m -d {quote(iso_stamp(m))} -- {quote(p)} &&\n" for p, m in mtimes)
+    """Set mtimes (files whose content matched): the next listing then sees no change.
+
+    GNU, BSD and POSIX-2008 ``touch -d`` take ISO 8601 with nanoseconds; BusyBox's takes
+    no fraction and no ``T``. One probe picks the form: ISO where it parses, else POSIX
+    ``-t`` in UTC, which every touch has (whole seconds: truncated, as the remote's tar
+    does; the compare knows a whole-second mtime for what it is)."""
+    if not mtimes:
+        return ""
+    head = (
+        f"r_tt=; touch -c -m -d 2001-02-03T04:05:06.5Z -- {TOUCH_PROBE} 2>/dev/null || r_tt=1\n"
+        'r_t() { if [ -z "$r_tt" ]; then touch -c -m -d "$1" -- "$3"; '
+        'else TZ=UTC0 touch -c -m -t "$2" -- "$3"; fi; }\n'
+    )
+    return head + "".join(f"r_t {quote(iso_stamp(m))} {posix_stamp(m)} {quote(p)} &&\n" for p, m in mtimes)
 
 
 def touch_script(root: str, mtimes: Sequence[tuple[str, float]]) -> str:
     return f"cd -- {quote(root)} || exit 1\n{touch_lines(mtimes)}:\n"
 
 
-def iso_stamp(mtime: float) -> str:
-    """ISO 8601 with nanoseconds and Z: accepted by GNU, BSD and POSIX ``touch -d``."""
+def _split(mtime: float) -> tuple[int, int]:
+    """(whole seconds, nanoseconds) of an mtime, rounded to the nanosecond."""
     whole = int(mtime // 1)
     frac = round((mtime - whole) * 1e9)
-    if frac >= 1_000_000_000:
-        whole, frac = whole + 1, frac - 1_000_000_000
+    return (whole + 1, frac - 1_000_000_000) if frac >= 1_000_000_000 else (whole, frac)
+
+
+def iso_stamp(mtime: float) -> str:
+    """ISO 8601 with nanoseconds and Z: accepted by GNU, BSD and POSIX ``touch -d``."""
+    whole, frac = _split(mtime)
     return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+def posix_stamp(mtime: float) -> str:
+    """``touch -t`` form, ``CCYYMMDDhhmm.SS`` (read in UTC with ``TZ=UTC0``): the whole
+    seconds of ``iso_stamp``'s time."""
+    return datetime.fromtimestamp(_split(mtime)[0], UTC).strftime("%Y%m%d%H%M.%S")
 
 
 def swap_script(root: str, staging: str, old: str, keep: Sequence[str]) -> str:
@@ -259,8 +323,46 @@ def remote_error(what: str, status: int | None, stderr: str) -> RemoteError:
     if any(s in lowered for s in blocked):  # "file exists": a file where a directory must go
         return RemoteNotWritableError(message)
     if status == 127 or "not found" in lowered:
-        return RemoteToolMissingError(message)
+        return RemoteToolMissingError(message, install_hint(text))
     return RemoteError(message, "Run the command with -v, or check the remote machine's logs.")
+
+
+_PACKAGES = {"find": "findutils", "stat": "coreutils", "sha256sum": "coreutils", "md5sum": "coreutils"}
+"""Package of a tool where it is not the tool's own name (the same on Debian and Alpine)."""
+_INSTALL = {
+    "apk": "apk add",
+    "apt-get": "apt-get install",
+    "dnf": "dnf install",
+    "yum": "yum install",
+    "zypper": "zypper install",
+    "pacman": "pacman -S",
+    "brew": "brew install",
+    "pkg": "pkg install",
+}
+
+
+def install_hint(stderr: str) -> str:
+    """How to install what a remote script found missing: the tool from its message
+    (``missing: find``, or a shell's ``tar: not found``), the command from the package
+    manager the script saw there (else both apt-get and apk, as fitting)."""
+    named = re.search(r"missing: ([\w.+-]+)", stderr) or re.search(
+        r"([\w.+-]+): (?:command )?not found", stderr
+    )
+    tool = named.group(1) if named else "tar"
+    package = _PACKAGES.get(tool, tool)
+    what = "GNU find (or perl)" if tool == "find" else tool
+
+    def command(install: str) -> str:
+        return f"{install} {package}" + (f" or {install} perl" if tool == "find" else "")
+
+    manager = re.search(r"package manager: ([\w-]+)", stderr)
+    install = _INSTALL.get(manager.group(1)) if manager else None
+    if install:
+        return f"Install {what} on the remote machine: {command(install)}."
+    return (
+        f"Install {what} on the remote machine, e.g. {command('apt-get install')} (Debian, Ubuntu) "
+        f"or {command('apk add')} (Alpine)."
+    )
 
 
 MOVE_BATCH = 500

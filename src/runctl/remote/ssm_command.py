@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Interrupted, NotFoundError, RemoteError, RunctlError
+from ..errors import Interrupted, NotFoundError, RemoteError, RunctlError, UsageError
 from .aws import aws_error, error_code
 
 DOCUMENT = "AWS-RunShellScript"
@@ -35,6 +35,8 @@ STDOUT_INLINE = 24_000
 STDERR_INLINE = 8_000
 CUT_MARKER = b"--output truncated--"
 """What the agent puts at the end of an inline output it cut (within the limit)."""
+MAX_INLINE_SCRIPT = 48 * 1024
+"""Largest script sent inline: a document's parameters are limited to 64 KB in all."""
 MAX_EXECUTION_TIMEOUT = 172_800
 MIN_EXECUTION_TIMEOUT = 5
 """The agent replaces an executionTimeout below this with its default (3600)."""
@@ -176,6 +178,13 @@ class RunCommand:
 
     async def send(self, instance_ids: Sequence[str], spec: CommandSpec) -> list[tuple[str, list[str]]]:
         """Send the script; one SendCommand per 50 instances. Returns (command id, ids)."""
+        size = len(spec.script.encode("utf-8", "surrogateescape"))
+        if size > MAX_INLINE_SCRIPT:
+            raise UsageError(
+                f"the script is {size // 1024} KiB, more than SSM takes inline "
+                f"({MAX_INLINE_SCRIPT // 1024} KiB)",
+                "Pass --staging s3://BUCKET/PREFIX: a larger script travels as a staged object.",
+            )
         sent: list[tuple[str, list[str]]] = []
         for chunk in _chunks(instance_ids, MAX_IDS_PER_SEND):
             params: dict[str, Any] = {

@@ -19,7 +19,7 @@ from shlex import quote
 
 from ..errors import RemoteToolMissingError, RunctlError, UsageError
 from .seam import Process, Remote
-from .ssm_command import CommandSpec, Invocation, RunCommand
+from .ssm_command import MAX_INLINE_SCRIPT, CommandSpec, Invocation, RunCommand
 from .ssm_staging import Staging
 
 SPOOL_IN_MEMORY = 1 << 20
@@ -102,6 +102,10 @@ class _SSMProcess(Process):
         staged: str | None = None
         try:
             command = self.command
+            if not self.input.size and len(command.encode("utf-8", "surrogateescape")) > MAX_INLINE_SCRIPT:
+                # Too large to go inline: the script itself becomes the staged input of sh.
+                spool.write(command.encode("utf-8", "surrogateescape"))
+                self.input.size, command = spool.tell(), "sh -s"
             if self.input.size:
                 staging = self.remote.staging
                 if staging is None:
