@@ -125,3 +125,64 @@ def test_sending_files_without_staging_is_a_usage_error(ssm: SSMEmulator, tmp_pa
     result = push(src, f"{box.instance_id}:{box.root / 'proj'}", None)
     assert result.code == 2, result.out
     assert "--staging" in result.json()["error"]["hint"]
+
+
+def test_ctrl_c_mid_update_cancels_and_deletes_the_staged_object(
+    ssm: SSMEmulator, s3_env: S3Server, s3_client: Any, tmp_path: Path
+) -> None:
+    """Interrupted while the instance unpacks (a tar that first waits): exit 130, the Run
+    Command is cancelled, the staging prefix is empty, the remote keeps its old tree."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in (
+        "sh",
+        "gzip",
+        "find",
+        "mkdir",
+        "mv",
+        "rm",
+        "cat",
+        "touch",
+        "sha256sum",
+        "ls",
+        "curl",
+        "sleep",
+    ):
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    marker = tmp_path / "unpacking"
+    (tools / "tar").write_text(f"#!/bin/sh\ntouch '{marker}'\nsleep 60\nexec {shutil.which('tar')} \"$@\"\n")
+    (tools / "tar").chmod(0o755)
+    box = ssm.add_instance(path=str(tools))
+    dest_dir = box.root / "proj"
+    dest_dir.mkdir()
+    (dest_dir / "train.py").write_bytes(b"old\n")
+    src = write_tree(tmp_path / "src", FILES)
+    staging = s3_env.fresh_prefix()
+    argv = ["code", "push", str(src), f"{box.instance_id}:{dest_dir}", "--via", "ssm", "--staging", staging]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runctl", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the update never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert ssm.count("CancelCommand") == 1
+    assert objects_under(s3_client, s3_env.bucket, staging) == []
+    assert read_tree(dest_dir) == {"train.py": b"old\n"}

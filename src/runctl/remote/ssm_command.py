@@ -144,8 +144,8 @@ class RunCommand:
         self.read_output = read_output
         self.poll = poll or Poll()
         self.sleep = sleep
-        self.sent: list[str] = []
-        """Command ids sent so far (for cancellation and tests)."""
+        self.pending: set[str] = set()
+        """Command ids sent and not yet seen to end (what Ctrl-C cancels)."""
 
     async def _call(self, operation: str, doing: str, **params: Any) -> Any:
         try:
@@ -200,13 +200,13 @@ class RunCommand:
                 params["OutputS3BucketName"], params["OutputS3KeyPrefix"] = spec.output_s3
             reply = await self._call("send_command", f"send the command to {', '.join(chunk)}", **params)
             command_id = reply["Command"]["CommandId"]
-            self.sent.append(command_id)
+            self.pending.add(command_id)
             sent.append((command_id, list(chunk)))
         return sent
 
     async def cancel(self) -> None:
-        """Best effort: ask SSM to cancel every command sent (errors are ignored)."""
-        for command_id in self.sent:
+        """Best effort: ask SSM to cancel every command still running (errors are ignored)."""
+        for command_id in sorted(self.pending):
             # Best effort: the user is already leaving.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.to_thread(self.ssm.cancel_command, CommandId=command_id), 10)
@@ -246,6 +246,7 @@ class RunCommand:
                 *(self._finish_into(done, reading, command_id, i, spec, started) for i in ended)
             )
             if len(done) == len(instance_ids):
+                self.pending.discard(command_id)
                 return done
 
     async def _finish_into(
