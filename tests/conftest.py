@@ -94,6 +94,32 @@ def cli_subprocess(*argv: str, env: dict[str, str] | None = None, cwd: Path | No
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def interrupt_when(marker: Path, *argv: str, within: float = 30) -> CliResult:
+    """Run ``python -m runctl ARGV``; once ``marker`` exists (the remote work has begun),
+    press Ctrl-C (SIGINT) and wait for the process to end."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runctl", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + within
+        while not marker.exists():
+            assert proc.poll() is None, f"runctl ended before {marker} appeared: {proc.communicate()}"
+            assert time.monotonic() < deadline, f"{marker} never appeared"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=within)
+    finally:
+        proc.kill()
+    return CliResult(proc.returncode, out, err)
+
+
 # -- helpers shared by the S3 test modules ----------------------------------------------
 
 
@@ -201,3 +227,13 @@ def ssm_emulator(s3: S3Server, tmp_path: Path) -> Iterator[SSMEmulator]:
         yield emulator
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def ssm_env(ssm_emulator: SSMEmulator, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch) -> SSMEmulator:
+    """The emulator, with runctl pointed at it (and at SeaweedFS) through the environment;
+    one InvocationDoesNotExist per poll sequence instead of two, to keep tests short."""
+    for key, value in ssm_emulator.env().items():
+        monkeypatch.setenv(key, value)
+    ssm_emulator.not_found_polls = 1
+    return ssm_emulator

@@ -9,9 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import S3Server, cli, key_of, read_tree, write_tree
+from tests.conftest import S3Server, cli, interrupt_when, key_of, read_tree, write_tree
 from tests.ssm_emulator import SSMEmulator
 
 FILES = {
@@ -23,23 +21,15 @@ FILES = {
 }
 
 
-@pytest.fixture
-def ssm(ssm_emulator: SSMEmulator, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch) -> SSMEmulator:
-    for key, value in ssm_emulator.env().items():
-        monkeypatch.setenv(key, value)
-    ssm_emulator.not_found_polls = 1
-    return ssm_emulator
-
-
 def push(src: Path, dest: str, staging: str | None, *extra: str) -> Any:
     flags = ("--staging", staging) if staging else ()
     return cli("-o", "json", "code", "push", str(src), dest, "--via", "ssm", *flags, *extra)
 
 
-def staged_keys(ssm: SSMEmulator) -> set[str]:
+def staged_keys(ssm_env: SSMEmulator) -> set[str]:
     """The staging objects the Run Commands fetched (named in their presigned URLs)."""
     found: set[str] = set()
-    for body in ssm.requests("SendCommand"):
+    for body in ssm_env.requests("SendCommand"):
         found |= set(re.findall(r"runctl-[0-9a-f]{32}\.bin", "\n".join(body["Parameters"]["commands"])))
     return found
 
@@ -50,9 +40,9 @@ def objects_under(s3_client: Any, bucket: str, url: str) -> list[str]:
 
 
 def test_push_no_change_edit_and_delete(
-    ssm: SSMEmulator, s3_env: S3Server, s3_client: Any, tmp_path: Path
+    ssm_env: SSMEmulator, s3_env: S3Server, s3_client: Any, tmp_path: Path
 ) -> None:
-    box = ssm.add_instance()
+    box = ssm_env.add_instance()
     src = write_tree(tmp_path / "src", FILES)
     dest_dir = box.root / "work" / "proj"
     dest = f"{box.instance_id}:{dest_dir}"
@@ -63,14 +53,14 @@ def test_push_no_change_edit_and_delete(
     doc = first.json()
     assert doc["transport"] == "ssm" and sorted(doc["sent"]) == sorted(FILES)
     assert read_tree(dest_dir) == FILES
-    assert ssm.count("SendCommand") == 2  # the listing, then the update
-    assert len(staged_keys(ssm)) == 1
+    assert ssm_env.count("SendCommand") == 2  # the listing, then the update
+    assert len(staged_keys(ssm_env)) == 1
     assert objects_under(s3_client, s3_env.bucket, staging) == []  # staged input and outputs gone
 
     again = push(src, dest, staging)
     assert again.code == 0, again.out
     assert again.json()["sent"] == []
-    assert ssm.count("SendCommand") == 3  # no change: the listing alone
+    assert ssm_env.count("SendCommand") == 3  # no change: the listing alone
 
     for i in range(10):
         (src / f"pkg/mod{i}.py").write_bytes(b"changed\n" * (i + 1))
@@ -79,14 +69,14 @@ def test_push_no_change_edit_and_delete(
     assert edited.code == 0, edited.out
     doc = edited.json()
     assert len(doc["sent"]) == 10 and doc["deleted"] == ["pkg/model.py"]
-    assert ssm.count("SendCommand") == 5
-    assert len(staged_keys(ssm)) == 2  # one more object for the second update
+    assert ssm_env.count("SendCommand") == 5
+    assert len(staged_keys(ssm_env)) == 2  # one more object for the second update
     assert read_tree(dest_dir) == read_tree(src)
     assert objects_under(s3_client, s3_env.bucket, staging) == []
 
 
-def test_full_mode_over_ssm(ssm: SSMEmulator, s3_env: S3Server, tmp_path: Path) -> None:
-    box = ssm.add_instance()
+def test_full_mode_over_ssm(ssm_env: SSMEmulator, s3_env: S3Server, tmp_path: Path) -> None:
+    box = ssm_env.add_instance()
     src = write_tree(tmp_path / "src", FILES)
     dest_dir = box.root / "full"
     write_tree(dest_dir, {"stale.py": b"old\n", "train.py": b"old\n"})
@@ -96,7 +86,7 @@ def test_full_mode_over_ssm(ssm: SSMEmulator, s3_env: S3Server, tmp_path: Path) 
 
 
 def test_a_failed_fetch_is_an_error_and_the_staged_object_is_deleted(
-    ssm: SSMEmulator, s3_env: S3Server, s3_client: Any, tmp_path: Path
+    ssm_env: SSMEmulator, s3_env: S3Server, s3_client: Any, tmp_path: Path
 ) -> None:
     """An instance without curl, wget or python3 cannot fetch the staged stream: the push
     fails with one line naming why (exit 10), the remote keeps its old tree, and the
@@ -107,7 +97,7 @@ def test_a_failed_fetch_is_an_error_and_the_staged_object_is_deleted(
         found = shutil.which(name)
         if found:
             (tools / name).symlink_to(found)
-    box = ssm.add_instance(path=str(tools))
+    box = ssm_env.add_instance(path=str(tools))
     src = write_tree(tmp_path / "src", FILES)
     dest_dir = box.root / "proj"
     staging = s3_env.fresh_prefix()
@@ -115,12 +105,12 @@ def test_a_failed_fetch_is_an_error_and_the_staged_object_is_deleted(
     assert result.code == 10, result.out
     assert "curl, wget or python3 not found" in result.json()["error"]["message"]
     assert not dest_dir.exists() or read_tree(dest_dir) == {}
-    assert len(staged_keys(ssm)) == 1
+    assert len(staged_keys(ssm_env)) == 1
     assert objects_under(s3_client, s3_env.bucket, staging) == []
 
 
-def test_sending_files_without_staging_is_a_usage_error(ssm: SSMEmulator, tmp_path: Path) -> None:
-    box = ssm.add_instance()
+def test_sending_files_without_staging_is_a_usage_error(ssm_env: SSMEmulator, tmp_path: Path) -> None:
+    box = ssm_env.add_instance()
     src = write_tree(tmp_path / "src", {"a.py": b"a\n"})
     result = push(src, f"{box.instance_id}:{box.root / 'proj'}", None)
     assert result.code == 2, result.out
@@ -128,16 +118,10 @@ def test_sending_files_without_staging_is_a_usage_error(ssm: SSMEmulator, tmp_pa
 
 
 def test_ctrl_c_mid_update_cancels_and_deletes_the_staged_object(
-    ssm: SSMEmulator, s3_env: S3Server, s3_client: Any, tmp_path: Path
+    ssm_env: SSMEmulator, s3_env: S3Server, s3_client: Any, tmp_path: Path
 ) -> None:
     """Interrupted while the instance unpacks (a tar that first waits): exit 130, the Run
     Command is cancelled, the staging prefix is empty, the remote keeps its old tree."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     tools = tmp_path / "bin"
     tools.mkdir()
     for name in (
@@ -160,29 +144,15 @@ def test_ctrl_c_mid_update_cancels_and_deletes_the_staged_object(
     marker = tmp_path / "unpacking"
     (tools / "tar").write_text(f"#!/bin/sh\ntouch '{marker}'\nsleep 60\nexec {shutil.which('tar')} \"$@\"\n")
     (tools / "tar").chmod(0o755)
-    box = ssm.add_instance(path=str(tools))
+    box = ssm_env.add_instance(path=str(tools))
     dest_dir = box.root / "proj"
     dest_dir.mkdir()
     (dest_dir / "train.py").write_bytes(b"old\n")
     src = write_tree(tmp_path / "src", FILES)
     staging = s3_env.fresh_prefix()
     argv = ["code", "push", str(src), f"{box.instance_id}:{dest_dir}", "--via", "ssm", "--staging", staging]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runctl", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():
-            assert time.monotonic() < deadline, "the update never started"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    assert ssm.count("CancelCommand") == 1
+    result = interrupt_when(marker, *argv)
+    assert result.code == 130, result.err
+    assert ssm_env.count("CancelCommand") == 1
     assert objects_under(s3_client, s3_env.bucket, staging) == []
     assert read_tree(dest_dir) == {"train.py": b"old\n"}

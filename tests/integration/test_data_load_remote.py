@@ -166,20 +166,12 @@ def test_shard_with_targets_is_a_usage_error(local_env: S3Server, machines: Mach
 # -- SSM ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ssm(ssm_emulator: SSMEmulator, local_env: S3Server, monkeypatch: pytest.MonkeyPatch) -> SSMEmulator:
-    for key, value in ssm_emulator.env().items():
-        monkeypatch.setenv(key, value)
-    ssm_emulator.not_found_polls = 1
-    return ssm_emulator
-
-
-def test_targets_over_ssm_is_one_fan_out(ssm: SSMEmulator, dataset: str, tmp_path: Path) -> None:
+def test_targets_over_ssm_is_one_fan_out(ssm_env: SSMEmulator, dataset: str, tmp_path: Path) -> None:
     """Three instances, one SendCommand: each script picks its shard by its instance id.
     The emulated instances share this machine's disk, so the same DEST holds the union."""
     tools = machine_path(tmp_path / "bin")
-    env = role_env_from(ssm)
-    boxes = [ssm.add_instance(path=tools, env=env) for _ in range(3)]
+    env = role_env_from(ssm_env)
+    boxes = [ssm_env.add_instance(path=tools, env=env) for _ in range(3)]
     dest = tmp_path / "on-instance"
     doc = doc_of(
         cli(
@@ -195,14 +187,14 @@ def test_targets_over_ssm_is_one_fan_out(ssm: SSMEmulator, dataset: str, tmp_pat
             ",".join(b.instance_id for b in boxes),
         )
     )
-    assert ssm.count("SendCommand") == 1
+    assert ssm_env.count("SendCommand") == 1
     assert [t["target"] for t in doc["targets"]] == [b.instance_id for b in boxes]
     for k, entry in enumerate(doc["targets"]):
         assert entry["via"] == "ssm" and entry["status"] == "ok" and entry["files"] == len(shard_of(k, 3))
     assert read_tree(dest) == FILES  # the union of the three disjoint shards
 
 
-def role_env_from(ssm: SSMEmulator) -> dict[str, str]:
+def role_env_from(ssm_env: SSMEmulator) -> dict[str, str]:
     import os
 
     return {
@@ -211,8 +203,8 @@ def role_env_from(ssm: SSMEmulator) -> dict[str, str]:
     }
 
 
-def test_load_on_one_instance_over_ssm(ssm: SSMEmulator, dataset: str, tmp_path: Path) -> None:
-    box = ssm.add_instance(path=machine_path(tmp_path / "bin"), env=role_env_from(ssm))
+def test_load_on_one_instance_over_ssm(ssm_env: SSMEmulator, dataset: str, tmp_path: Path) -> None:
+    box = ssm_env.add_instance(path=machine_path(tmp_path / "bin"), env=role_env_from(ssm_env))
     dest = box.root / "data"
     doc = doc_of(
         cli("-o", "json", "data", "load", dataset, str(dest), "--on", box.instance_id, "--via", "ssm")
@@ -221,8 +213,8 @@ def test_load_on_one_instance_over_ssm(ssm: SSMEmulator, dataset: str, tmp_path:
     assert read_tree(dest) == FILES
 
 
-def test_relative_dest_over_ssm_is_refused(ssm: SSMEmulator, dataset: str) -> None:
-    box = ssm.add_instance()
+def test_relative_dest_over_ssm_is_refused(ssm_env: SSMEmulator, dataset: str) -> None:
+    box = ssm_env.add_instance()
     result = cli("data", "load", dataset, "data", "--on", box.instance_id, "--via", "ssm")
     assert result.code == 2 and "absolute" in result.err
-    assert ssm.count("SendCommand") == 0
+    assert ssm_env.count("SendCommand") == 0

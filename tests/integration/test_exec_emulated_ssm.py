@@ -3,25 +3,11 @@ emulator (tests/ssm_emulator.py), which really runs each script in a sandbox."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
-import pytest
-
-from tests.conftest import S3Server, cli
+from tests.conftest import S3Server, cli, interrupt_when
 from tests.ssm_emulator import SSMEmulator
-
-
-@pytest.fixture
-def ssm(ssm_emulator: SSMEmulator, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch) -> SSMEmulator:
-    for key, value in ssm_emulator.env().items():
-        monkeypatch.setenv(key, value)
-    ssm_emulator.not_found_polls = 1
-    return ssm_emulator
 
 
 def doc(result: Any) -> dict[str, Any]:
@@ -29,8 +15,8 @@ def doc(result: Any) -> dict[str, Any]:
     return value
 
 
-def test_exec_runs_on_the_instance(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance()
+def test_exec_runs_on_the_instance(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
     command = "echo $AWS_SSM_INSTANCE_ID; pwd"
     result = cli("-o", "json", "exec", box.instance_id, "--via", "ssm", "--", command)
     assert result.code == 0, result.out + result.err
@@ -38,13 +24,13 @@ def test_exec_runs_on_the_instance(ssm: SSMEmulator) -> None:
     assert document["via"] == "ssm" and document["target"] == box.instance_id
     assert document["stdout"].splitlines()[0] == box.instance_id
     assert document["truncated"] is False and document["exit_status"] == 0
-    assert ssm.count("DescribeInstanceInformation") == 1  # pre-flight
-    assert ssm.count("SendCommand") == 1
-    assert ssm.requests("SendCommand")[0]["DocumentName"] == "AWS-RunShellScript"
+    assert ssm_env.count("DescribeInstanceInformation") == 1  # pre-flight
+    assert ssm_env.count("SendCommand") == 1
+    assert ssm_env.requests("SendCommand")[0]["DocumentName"] == "AWS-RunShellScript"
 
 
-def test_text_output_and_exit_status(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance()
+def test_text_output_and_exit_status(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
     result = cli("exec", box.instance_id, "--via", "ssm", "--", "printf", "[%s]\\n", "a b", "x y")
     assert result.code == 0, result.err
     assert result.out == "[a b]\n[x y]\n"
@@ -53,8 +39,8 @@ def test_text_output_and_exit_status(ssm: SSMEmulator) -> None:
     assert "oops" in failed.err
 
 
-def test_path_in_the_target_is_the_working_directory(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance()
+def test_path_in_the_target_is_the_working_directory(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
     work = box.root / "my work"
     work.mkdir()
     result = cli("exec", f"{box.instance_id}:{work}", "--via", "ssm", "--", "pwd")
@@ -62,8 +48,8 @@ def test_path_in_the_target_is_the_working_directory(ssm: SSMEmulator) -> None:
     assert result.out.strip() == str(work)
 
 
-def test_long_output_is_reported_cut_without_an_output_location(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance()
+def test_long_output_is_reported_cut_without_an_output_location(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
     command = "i=0; while [ $i -lt 3000 ]; do echo line-$i-xxxxxxxxxxxx; i=$((i+1)); done"
     result = cli("-o", "json", "exec", box.instance_id, "--via", "ssm", "--", command)
     assert result.code == 0
@@ -75,8 +61,8 @@ def test_long_output_is_reported_cut_without_an_output_location(ssm: SSMEmulator
     assert "was cut" in text.err and "--ssm-output-s3" in text.err
 
 
-def test_long_output_is_whole_with_an_output_location(ssm: SSMEmulator, s3_env: S3Server) -> None:
-    box = ssm.add_instance()
+def test_long_output_is_whole_with_an_output_location(ssm_env: SSMEmulator, s3_env: S3Server) -> None:
+    box = ssm_env.add_instance()
     command = "i=0; while [ $i -lt 3000 ]; do echo line-$i-xxxxxxxxxxxx; i=$((i+1)); done"
     where = s3_env.fresh_prefix()
     via = ("--via", "ssm", "--ssm-output-s3", where)
@@ -86,114 +72,91 @@ def test_long_output_is_whole_with_an_output_location(ssm: SSMEmulator, s3_env: 
     assert document["truncated"] is False
     lines = document["stdout"].splitlines()
     assert len(lines) == 3000 and lines[-1] == "line-2999-xxxxxxxxxxxx"
-    assert ssm.requests("SendCommand")[0]["OutputS3BucketName"] == s3_env.bucket
+    assert ssm_env.requests("SendCommand")[0]["OutputS3BucketName"] == s3_env.bucket
 
 
-def test_timeout_is_the_execution_timeout(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance()
+def test_timeout_is_the_execution_timeout(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
     started = time.monotonic()
     result = cli("-o", "json", "exec", box.instance_id, "--via", "ssm", "--timeout", "5", "--", "sleep 30")
     assert result.code == 124, result.out
     assert "TimedOut" in doc(result)["error"]["message"]
     assert time.monotonic() - started < 25
-    sent = ssm.requests("SendCommand")[0]
+    sent = ssm_env.requests("SendCommand")[0]
     assert sent["Parameters"]["executionTimeout"] == ["5"]
 
 
-def test_timeout_below_the_agents_minimum_is_refused(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance()
+def test_timeout_below_the_agents_minimum_is_refused(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
     result = cli("exec", box.instance_id, "--via", "ssm", "--timeout", "2", "--", "true")
     assert result.code == 2
     assert "at least 5" in result.err
-    assert ssm.count("SendCommand") == 0
+    assert ssm_env.count("SendCommand") == 0
 
 
-def test_offline_agent_is_refused_before_sending(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance(online=False)
+def test_offline_agent_is_refused_before_sending(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance(online=False)
     result = cli("exec", box.instance_id, "--via", "ssm", "--", "true")
     assert result.code == 6, result.err
     assert box.instance_id in result.err and "AmazonSSMManagedInstanceCore" in result.err
-    assert ssm.count("SendCommand") == 0
+    assert ssm_env.count("SendCommand") == 0
 
 
-def test_unmanaged_instance_is_not_found(ssm: SSMEmulator) -> None:
+def test_unmanaged_instance_is_not_found(ssm_env: SSMEmulator) -> None:
     result = cli("-o", "json", "exec", "i-0123456789abcdef0", "--via", "ssm", "--", "true")
     assert result.code == 4
     assert "not managed by SSM" in doc(result)["error"]["message"]
-    assert ssm.count("SendCommand") == 0
+    assert ssm_env.count("SendCommand") == 0
 
 
-def test_throttled_polls_are_retried(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance()
-    ssm.inject_error("GetCommandInvocation", "ThrottlingException", times=2)
+def test_throttled_polls_are_retried(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
+    ssm_env.inject_error("GetCommandInvocation", "ThrottlingException", times=2)
     result = cli("exec", box.instance_id, "--via", "ssm", "--", "echo fine")
     assert result.code == 0, result.err
     assert result.out == "fine\n"
 
 
-def test_ctrl_c_cancels_the_command(ssm: SSMEmulator) -> None:
-    box = ssm.add_instance()
+def test_ctrl_c_cancels_the_command(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
     marker = box.root / "started"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runctl",
-            "exec",
-            box.instance_id,
-            "--via",
-            "ssm",
-            "--",
-            f"touch '{marker}'; sleep 60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not marker.exists():
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    assert ssm.count("CancelCommand") == 1
-    ssm.wait_idle(10)
-    ssm.not_found_polls = 0
-    [command_id] = [c["CommandId"] for c in ssm.requests("CancelCommand")]
-    status = ssm.client().get_command_invocation(CommandId=command_id, InstanceId=box.instance_id)
+    argv = ["exec", box.instance_id, "--via", "ssm", "--", f"touch '{marker}'; sleep 60"]
+    result = interrupt_when(marker, *argv)
+    assert result.code == 130, result.err
+    assert ssm_env.count("CancelCommand") == 1
+    ssm_env.wait_idle(10)
+    ssm_env.not_found_polls = 0
+    [command_id] = [c["CommandId"] for c in ssm_env.requests("CancelCommand")]
+    status = ssm_env.client().get_command_invocation(CommandId=command_id, InstanceId=box.instance_id)
     assert status["Status"] == "Cancelled"
 
 
-def test_relative_paths_are_refused_over_ssm(ssm: SSMEmulator, tmp_path: Any) -> None:
-    box = ssm.add_instance()
+def test_relative_paths_are_refused_over_ssm(ssm_env: SSMEmulator, tmp_path: Any) -> None:
+    box = ssm_env.add_instance()
     result = cli("exec", f"{box.instance_id}:work", "--via", "ssm", "--", "pwd")
     assert result.code == 2
     assert "absolute" in result.err
     (tmp_path / "src").mkdir()
     pushed = cli("code", "push", str(tmp_path / "src"), f"{box.instance_id}:proj", "--via", "ssm")
     assert pushed.code == 2 and "absolute" in pushed.err
-    assert ssm.count("SendCommand") == 0
+    assert ssm_env.count("SendCommand") == 0
 
 
 def test_a_script_too_large_to_go_inline_is_staged(
-    ssm: SSMEmulator, s3_env: S3Server, s3_client: Any
+    ssm_env: SSMEmulator, s3_env: S3Server, s3_client: Any
 ) -> None:
     """SSM takes at most 64 KB of parameters: a larger command travels as a staged object
     (fetched by presigned URL), or is refused with a hint when there is no staging."""
-    box = ssm.add_instance()
+    box = ssm_env.add_instance()
     big = "x=1\n" + "# padding to make the script large\n" * 2000 + "echo big done"
     refused = cli("exec", box.instance_id, "--via", "ssm", "--", big)
     assert refused.code == 2 and "--staging" in refused.err
-    assert ssm.count("SendCommand") == 0
+    assert ssm_env.count("SendCommand") == 0
     staging = s3_env.fresh_prefix()
     result = cli("exec", box.instance_id, "--via", "ssm", "--staging", staging, "--", big)
     assert result.code == 0, result.err
     assert result.out == "big done\n"
-    [sent] = ssm.requests("SendCommand")
+    [sent] = ssm_env.requests("SendCommand")
     assert len("\n".join(sent["Parameters"]["commands"])) < 4096
     listed = s3_client.list_objects_v2(Bucket=s3_env.bucket, Prefix=staging[len(f"s3://{s3_env.bucket}/") :])
     assert listed.get("KeyCount", 0) == 0

@@ -9,20 +9,12 @@ import pytest
 from runctl.remote.aws import AWSOptions
 from runctl.remote.instances import ssm_runner
 from runctl.remote.ssm_command import CommandSpec, Poll
-from tests.conftest import S3Server
 from tests.ssm_emulator import SSMEmulator
 
 
-@pytest.fixture
-def ssm(ssm_emulator: SSMEmulator, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch) -> SSMEmulator:
-    for key, value in ssm_emulator.env().items():
-        monkeypatch.setenv(key, value)
-    return ssm_emulator
-
-
-def test_one_script_on_many_instances_is_one_send_per_50(ssm: SSMEmulator) -> None:
-    ssm.delivery_delay = 0.05
-    boxes = [ssm.add_instance() for _ in range(55)]
+def test_one_script_on_many_instances_is_one_send_per_50(ssm_env: SSMEmulator) -> None:
+    ssm_env.delivery_delay = 0.05
+    boxes = [ssm_env.add_instance() for _ in range(55)]
     ids = [b.instance_id for b in boxes]
     run = ssm_runner(AWSOptions(region="us-east-1"))
     run.poll = Poll(first=0.2)
@@ -32,14 +24,14 @@ def test_one_script_on_many_instances_is_one_send_per_50(ssm: SSMEmulator) -> No
     for iid, invocation in results.items():
         assert invocation.status == "Success" and invocation.exit_status == 0
         assert invocation.stdout == f"me={iid}\n".encode()
-    sends = ssm.requests("SendCommand")
+    sends = ssm_env.requests("SendCommand")
     assert [len(s["InstanceIds"]) for s in sends] == [50, 5]
-    assert ssm.count("ListCommandInvocations") >= 2  # many instances are polled together
-    assert ssm.count("DescribeInstanceInformation") >= 2  # pre-flight, 50 ids a call
+    assert ssm_env.count("ListCommandInvocations") >= 2  # many instances are polled together
+    assert ssm_env.count("DescribeInstanceInformation") >= 2  # pre-flight, 50 ids a call
 
 
-def test_each_instance_keeps_its_own_status(ssm: SSMEmulator) -> None:
-    good, bad = ssm.add_instance(), ssm.add_instance()
+def test_each_instance_keeps_its_own_status(ssm_env: SSMEmulator) -> None:
+    good, bad = ssm_env.add_instance(), ssm_env.add_instance()
     run = ssm_runner(AWSOptions(region="us-east-1"))
     run.poll = Poll(first=0.2)
     script = f'[ "$AWS_SSM_INSTANCE_ID" = {bad.instance_id} ] && {{ echo broken >&2; exit 4; }}; echo ok'
@@ -50,11 +42,11 @@ def test_each_instance_keeps_its_own_status(ssm: SSMEmulator) -> None:
     assert failed.error() is None  # the script's own failure, not a transport one
 
 
-def test_one_offline_agent_stops_the_fan_out_before_sending(ssm: SSMEmulator) -> None:
+def test_one_offline_agent_stops_the_fan_out_before_sending(ssm_env: SSMEmulator) -> None:
     from runctl.errors import RemoteError
 
-    up, down = ssm.add_instance(), ssm.add_instance(online=False)
+    up, down = ssm_env.add_instance(), ssm_env.add_instance(online=False)
     run = ssm_runner(AWSOptions(region="us-east-1"))
     with pytest.raises(RemoteError, match=down.instance_id):
         asyncio.run(run.run([up.instance_id, down.instance_id], CommandSpec("true")))
-    assert ssm.count("SendCommand") == 0
+    assert ssm_env.count("SendCommand") == 0
