@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +57,49 @@ def noisy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.SSHS
     for name in (".bashrc", ".profile", ".bash_profile"):
         (home / name).write_text(banner)
     server = sshd.start(tmp_path_factory.mktemp("sshd-noisy"), extra=[f"SetEnv HOME={home}"])
+    try:
+        yield server
+    finally:
+        sshd.stop(server)
+
+
+def busybox_bin(folder: Path, *extra: str) -> Path:
+    """A PATH directory holding only BusyBox applets (sh is BusyBox ash; find, tar, stat,
+    touch, sha256sum are BusyBox's), plus ``extra`` tools from this machine."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail("busybox is not installed (apt-get install -y busybox; .ci/run installs it)")
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for name in [*applets, "busybox"]:
+        (folder / name).symlink_to(busybox)
+    for name in extra:
+        found = shutil.which(name)
+        assert found, name
+        (folder / name).symlink_to(found)
+    return folder
+
+
+def _busybox_sshd(tmp_path_factory: pytest.TempPathFactory, name: str, *extra: str) -> sshd.SSHServer:
+    tools = busybox_bin(tmp_path_factory.mktemp(f"{name}-bin"), *extra)
+    home = tmp_path_factory.mktemp(f"{name}-home")  # no ~/.bashrc of the real user with this PATH
+    return sshd.start(tmp_path_factory.mktemp(f"sshd-{name}"), extra=[f"SetEnv PATH={tools} HOME={home}"])
+
+
+@pytest.fixture(scope="session")
+def busybox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.SSHServer]:
+    """A real sshd whose sessions see BusyBox tools only (an Alpine-like container): no
+    GNU find, tar, touch or stat, no perl, no openssl."""
+    server = _busybox_sshd(tmp_path_factory, "busybox")
+    try:
+        yield server
+    finally:
+        sshd.stop(server)
+
+
+@pytest.fixture(scope="session")
+def busybox_perl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.SSHServer]:
+    """BusyBox tools plus perl (the tree is listed by perl, written by BusyBox tar and touch)."""
+    server = _busybox_sshd(tmp_path_factory, "busybox-perl", "perl")
     try:
         yield server
     finally:

@@ -1,15 +1,28 @@
 """The change test for code pushes: kinds, symlink targets, exec bits, size and mtime,
-and a content hash for large files whose mtime alone changed.
+a content hash for large files whose mtime alone changed, and for "racy" files.
 
 A branch switch or ``touch`` changes mtimes, not content. Resending a small file costs
 less than asking, but a 20 MB checkpoint or dataset shard should be hashed on both
 sides first; remote digests are asked for in batches (one command per batch).
+
+Racy files (git's "racily clean" entries): equal mtimes prove nothing when the remote
+copy was written within the window in which its mtime cannot show a later edit. A
+whole-second remote (BusyBox tar and touch, SFTP, perl without Time::HiRes) lists
+``10`` for a copy of a file written at 10.2; an edit at 10.6 of the same size also
+lists as "10". So a pair whose mtimes agree only at the remote's precision is trusted
+only when the remote copy's ctime (on our clock, skew bounded from the listing's own
+``date``) lies past the end of that window, plus ``WRITE_LAG``; otherwise its content
+is compared (a digest on both sides, any size). A matching digest sets the remote
+mtime again (a "touch"), which moves its ctime on: the file is trusted from the next
+push that comes after the window. With no ctime or no skew bound, every such pair is
+compared by content.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
 import threading
 from pathlib import Path
@@ -24,11 +37,19 @@ HASH_MIN = 256 * 1024
 SAMPLE = 64 * 1024
 """Bytes from each end of a file compared first: a rewritten file differs there, and
 then neither side reads the rest (20 MB: ~60 ms of remote sha256sum saved)."""
+TICK = 0.01
+"""Timestamps come from the kernel's coarse clock (one tick, up to 10 ms): two writes
+within a tick leave the same nanosecond mtime."""
+WRITE_LAG = 1.0
+"""Seconds allowed between a push reading a file and the remote copy's last inode change
+(tar writes it, mv renames it into place, touch sets its mtime). On a whole-second remote
+an edit made in that gap, within the second of the previous edit, is invisible to
+mtimes; a file the remote wrote this close to its window is compared by content."""
 
 
 class CodeCompare(Compare):
-    """``tree``: the survey the plan is made from; it says the remote's mtime precision
-    and which digest commands it has."""
+    """``tree``: the survey the plan is made from; it says the remote's mtime precision,
+    its clock skew bound and which digest commands it has."""
 
     def __init__(self, src: Store, dst: RemoteTreeStore, tree: RemoteTree, hash_min: int = HASH_MIN) -> None:
         super().__init__(src, dst)
@@ -36,7 +57,13 @@ class CodeCompare(Compare):
         self.hasher = pick_hasher(tree.tools)
         self.slack = max(src.mtime_precision, tree.mtime_precision)
         self.hash_min = hash_min
-        self._pending: list[tuple[str, str, asyncio.Future[str | None]]] = []
+        # A pair whose mtimes agree is racy unless ``d.ctime - d.mtime >= guard``: the
+        # copy was written (ctime, on our clock at the earliest) after the mtime window
+        # ended. Windows: the slack (a tick at least), or a whole second.
+        ahead = math.inf if tree.clock_ahead is None else tree.clock_ahead
+        self.fine_guard = ahead + max(self.slack, TICK) + (WRITE_LAG if self.slack >= 1 else 0.0)
+        self.coarse_guard = ahead + 1.0 + WRITE_LAG
+        self._pending: list[tuple[str, str | None, asyncio.Future[str | None]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
     def quick(self, s: Entry, d: Entry) -> str | None:
@@ -50,11 +77,21 @@ class CodeCompare(Compare):
             return "exec bit changed"
         if s.size != d.size:
             return "size differs"
-        if abs(s.mtime - d.mtime) <= self.slack:
-            return None
-        if s.size >= self.hash_min and self.src.local_file(s.path):
+        diff = s.mtime - d.mtime
+        if abs(diff) <= self.slack:
+            guard = self.fine_guard
+        elif 0.0 < diff < 1.0 and d.mtime % 1 == 0:
+            guard = self.coarse_guard  # this copy kept whole seconds (BusyBox tar or touch, SFTP)
+        elif s.size >= self.hash_min and self.src.local_file(s.path):
             return UNSURE
-        return "mtime differs"
+        else:
+            return "mtime differs"
+        if d.ctime is not None and d.ctime - d.mtime >= guard:
+            return None
+        # Racy: written too soon after its mtime for the mtime to show a later edit.
+        if self.hasher is not None and self.src.local_file(s.path):
+            return UNSURE
+        return "mtime cannot tell"
 
     async def resolve(self, s: Entry, d: Entry) -> str | None:
         local = self.src.local_file(s.path)
@@ -63,6 +100,12 @@ class CodeCompare(Compare):
         if hasher is None:
             return "mtime differs"  # cannot tell: resend, as without hashing
         algo, command = hasher
+        if s.size <= 2 * SAMPLE:  # the two ends are the whole file: one digest each side
+            mine = await asyncio.to_thread(_digest, local, algo, threading.Event())
+            theirs = await self._remote_digest(command, d.path, None)
+            if theirs is None:
+                return "content cannot be compared"
+            return SAME_CONTENT if mine == theirs else "content differs"
         sample = await asyncio.to_thread(_sample_digest, local, algo, SAMPLE)
         # Hash the whole file here while the remote checks its sample (and, if that
         # matches, hashes its copy); stopped early when the sample already differs.
@@ -80,7 +123,7 @@ class CodeCompare(Compare):
             return "content differs"
         return SAME_CONTENT
 
-    async def _remote_digest(self, command: str, path: str, sample: str) -> str | None:
+    async def _remote_digest(self, command: str, path: str, sample: str | None) -> str | None:
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._pending.append((path, sample, future))
         if len(self._pending) == 1:

@@ -60,7 +60,7 @@ class PushResult(Result):
     transport: str = ""
     """How the remote was reached: "asyncssh" or "openssh"."""
     lister: str = ""
-    """What listed the remote tree: "gnu" (find -printf) or "perl"."""
+    """What listed the remote tree: "gnu" (find -printf), "perl" or "stat" (BusyBox stat)."""
     remote_tools: list[str] = field(default_factory=list)
     """The remote's tools runctl looked for and found (tar, gzip, digest commands)."""
 

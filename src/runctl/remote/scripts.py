@@ -127,8 +127,9 @@ for t in tar gzip openssl sha256sum shasum md5sum; do
   command -v "$t" >/dev/null 2>&1 && caps="$caps $t"
 done
 cd -- {quote(root)} 2>/dev/null || {{ echo "{LIST_MAGIC} missing$caps"; exit 0; }}
-if command -v busybox >/dev/null 2>&1; then  # BusyBox tar restores whole-second mtimes only
-  case $(tar --help 2>&1) in *BusyBox*) caps="$caps tar=busybox" ;; esac
+# BusyBox tar restores whole-second mtimes only (-ef: the same file, links followed).
+if command -v busybox >/dev/null 2>&1 && [ "$(command -v tar)" -ef "$(command -v busybox)" ]; then
+  caps="$caps tar=busybox"
 fi
 r_h="sent={sent:.6f} now=$(date +%s.%N 2>/dev/null)"
 if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then

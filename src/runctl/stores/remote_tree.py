@@ -52,12 +52,20 @@ class RemoteTree(NamedTuple):
     exists: bool
     """Whether the root directory exists."""
     lister: str
-    """What printed the tree: "gnu" (find -printf) or "perl"; "" when the root is missing."""
+    """What printed the tree: "gnu" (find -printf), "perl" or "stat" (find -exec stat, as
+    on BusyBox); "" when the root is missing."""
     tools: frozenset[str]
     """Remote tools present (tar, gzip, openssl, sha256sum, ...)."""
     entries: Entries
     leftovers: tuple[str, ...] = ()
     """Staging dirs and temporary files an interrupted push left (an hour old or more)."""
+    whole_seconds: bool = True
+    """The remote keeps or shows whole-second mtimes only: the listing had no sub-second
+    ctime (a lister or filesystem without them), or its tar restores whole seconds."""
+    clock_ahead: float | None = None
+    """The most the remote's clock can be ahead of ours (negative: behind), in seconds,
+    from the remote's ``date`` in the listing and our time before sending it; None when
+    the remote did not say."""
 
     @property
     def has_tar(self) -> bool:
@@ -65,9 +73,10 @@ class RemoteTree(NamedTuple):
 
     @property
     def mtime_precision(self) -> float:
-        """find prints nanoseconds and tar (pax) restores them (1 ms absorbs float
-        rounding); perl without Time::HiRes, and SFTP writes, keep whole seconds."""
-        return 1e-3 if self.lister == "gnu" and self.has_tar else 1.0
+        """find, perl (Time::HiRes) and BusyBox stat show nanoseconds and tar (pax)
+        restores them (1 ms absorbs float rounding); SFTP writes, BusyBox tar, perl without
+        Time::HiRes and some filesystems keep whole seconds."""
+        return 1.0 if self.whole_seconds or not self.has_tar else 1e-3
 
     @property
     def dirs(self) -> frozenset[str]:
@@ -143,11 +152,12 @@ class RemoteTreeStore(Store):
         script = "\n".join([f"cd -- {quote(self.root)} || exit 1", *tries])
         return (await self.shell.run(script, f"hashing {entry.path}")).decode().strip() or None
 
-    async def hashes(self, command: str, items: Sequence[tuple[str, str]], sample: int) -> Digests:
-        """Digests of remote files, in one command (see ``scripts.hash_script``)."""
+    async def hashes(self, command: str, items: Sequence[tuple[str, str | None]], sample: int) -> Digests:
+        """Digests of remote files, in one command (see ``scripts.hash_script``); None
+        for a file that could not be read."""
         script = scripts.hash_script(self.root, command, items, sample)
         lines = (await self.shell.run(script, "hashing")).decode().splitlines()
-        digests = [None if d in ("-", "") else d for d in lines]
+        digests = [d.split()[0] if d.strip() not in ("-", "") else None for d in lines]
         return (digests + [None] * len(items))[: len(items)]
 
     async def close(self) -> None:
@@ -283,18 +293,45 @@ def keep_roots(plan: Plan) -> list[str]:
 def parse_tree(raw: bytes, url: str) -> RemoteTree:
     header, _, body = raw.partition(b"\n")
     words = header.decode(errors="replace").split()
-    if not words or words[0] != scripts.LIST_MAGIC:
+    if len(words) < 2 or words[0] != scripts.LIST_MAGIC:
         raise NotFoundError(f"unexpected listing from {url}: {header[:80]!r}")
+    lister, attrs = words[1], dict(w.split("=", 1) for w in words[2:] if "=" in w)
+    tools = frozenset(w for w in words[2:] if "=" not in w)
+    if lister == "missing":
+        return RemoteTree(exists=False, lister="", tools=tools, entries=[])
     found: list[tuple[str, float]] = []
-    entries = sorted(parse_listing(body, found), key=lambda e: e.path)
+    if lister == "stat":
+        entries = parse_stat_listing(body, attrs.get("tok", "").encode(), found)
+    else:
+        entries = parse_listing(body, found)
+    entries.sort(key=lambda e: e.path)
     cutoff = time.time() - LEFTOVER_AGE
+    # ctimes are never set by tar or touch: a fraction in any of them shows that both the
+    # lister and the filesystem have sub-second times (stops at the first, as a rule).
+    fine = any(e.ctime is not None and e.ctime % 1 for e in entries)
     return RemoteTree(
-        exists=words[1] != "missing",
-        lister="" if words[1] == "missing" else words[1],
-        tools=frozenset(words[2:]),
+        exists=True,
+        lister=lister,
+        tools=tools,
         entries=entries,
         leftovers=tuple(path for path, mtime in found if mtime < cutoff),
+        whole_seconds=(bool(entries) and not fine) or attrs.get("tar") == "busybox",
+        clock_ahead=clock_ahead(attrs.get("now", ""), attrs.get("sent", "")),
     )
+
+
+def clock_ahead(now: str, sent: str) -> float | None:
+    """The most the remote clock can be ahead of ours: its ``date`` ran after we sent the
+    listing (``sent``, our clock), so remote - local <= now + its resolution - sent.
+    ``now`` is ``date +%s.%N``: BusyBox prints ``%N`` as is (whole seconds)."""
+    whole, _, frac = now.partition(".")
+    try:
+        start = float(sent)
+        if frac.isdigit():
+            return float(f"{whole}.{frac}") + 10.0 ** -len(frac) - start
+        return int(whole) + 1.0 - start
+    except ValueError:
+        return None
 
 
 def parse_listing(body: bytes, leftovers: list[tuple[str, float]] | None = None) -> Entries:
@@ -302,24 +339,78 @@ def parse_listing(body: bytes, leftovers: list[tuple[str, float]] | None = None)
     push of a few thousand files spends most of its post-listing time here). Staging
     directories and temporary files are left out; ``leftovers`` gets (path, mtime) of each."""
     fields = body.split(b"\0")
+    n = scripts.FIELDS
+    del fields[len(fields) - len(fields) % n :]  # the empty string after the last NUL
     entries: Entries = []
     append = entries.append
     encoding = _FS_ENCODING
-    for i in range(0, len(fields) - scripts.FIELDS + 1, scripts.FIELDS):
-        kind = _TYPES.get(fields[i])
-        raw = fields[i + 4]
+    types = _TYPES
+    # One column per field (slices and zip run in C): cheaper than indexing each record.
+    columns = (fields[i::n] for i in range(n))
+    for kind_b, size, mtime_b, mode_b, raw, link_b, ctime_b in zip(*columns, strict=True):
+        kind = types.get(kind_b)
         if kind is None or _TMP_MARK in raw:
             if leftovers is not None and kind is not None and _TMP_MARK in raw.rpartition(b"/")[2]:
-                leftovers.append((raw.decode(encoding, "surrogateescape"), float(fields[i + 2])))
+                leftovers.append((raw.decode(encoding, "surrogateescape"), float(mtime_b)))
             continue  # sockets, fifos; staging directories and leftovers of an interrupted write
         path = raw.decode(encoding, "surrogateescape")
-        mtime, mode = float(fields[i + 2]), int(fields[i + 3], 8)
         if kind == "file":
-            append(Entry(path, int(fields[i + 1]), mtime, None, kind, mode))
+            append(Entry(path, int(size), float(mtime_b), None, kind, int(mode_b, 8), None, float(ctime_b)))
         else:
-            link = fields[i + 5].decode(encoding, "surrogateescape") if kind == "symlink" else None
-            append(Entry(path, 0, mtime, None, kind, mode, link))
+            link = link_b.decode(encoding, "surrogateescape") if kind == "symlink" else None
+            append(Entry(path, 0, float(mtime_b), None, kind, int(mode_b, 8), link, float(ctime_b)))
     return entries
+
+
+_STAT_KINDS: dict[int, EntryKind] = {0o100000: "file", 0o040000: "dir", 0o120000: "symlink"}
+
+
+def parse_stat_listing(body: bytes, tok: bytes, leftovers: list[tuple[str, float]] | None = None) -> Entries:
+    """Entries from ``find -exec stat -c '<tok> %f %s %Y %Z|%y|%z|%n<tok>%N' {} +``: each
+    record opens with the random token, so a name may hold anything but the token
+    (newlines included). Whole seconds come from %Y/%Z, their fractions from %y/%z
+    (BusyBox prints nanoseconds there; old versions print zeros)."""
+    pieces = body.split(tok) if tok else []
+    entries: Entries = []
+    encoding = _FS_ENCODING
+    for head, tail in zip(pieces[1::2], pieces[2::2], strict=False):
+        meta, _, rest = head.partition(b"|")
+        mstamp, _, rest = rest.partition(b"|")
+        cstamp, _, name = rest.partition(b"|")
+        try:
+            raw_mode, size, msec, csec = meta.split()
+            mode = int(raw_mode, 16)
+            mtime, ctime = int(msec) + _fraction(mstamp), int(csec) + _fraction(cstamp)
+        except ValueError:
+            continue  # not a record (a stat error went to stderr, not here)
+        raw = name[2:] if name.startswith(b"./") else name
+        kind = _STAT_KINDS.get(mode & 0o170000)
+        if kind is None or _TMP_MARK in raw:
+            if leftovers is not None and kind is not None and _TMP_MARK in raw.rpartition(b"/")[2]:
+                leftovers.append((raw.decode(encoding, "surrogateescape"), mtime))
+            continue
+        path = raw.decode(encoding, "surrogateescape")
+        link = _stat_link(name, tail[:-1]) if kind == "symlink" else None
+        entries.append(
+            Entry(path, int(size) if kind == "file" else 0, mtime, None, kind, mode & 0o7777, link, ctime)
+        )
+    return entries
+
+
+def _fraction(stamp: bytes) -> float:
+    """The sub-second part of ``2024-05-06 07:08:09.123456789 +0000`` (0 without one)."""
+    dot = stamp.find(b".")
+    digits = stamp[dot + 1 :].split(b" ", 1)[0] if dot >= 0 else b""
+    return int(digits) / 10 ** len(digits) if digits.isdigit() else 0.0
+
+
+def _stat_link(name: bytes, shown: bytes) -> str | None:
+    """The target in stat's %N: BusyBox prints ``'name' -> 'target'`` without escaping,
+    GNU with QUOTING_STYLE=literal ``name -> target``; None if it is neither."""
+    for prefix, suffix in ((b"'" + name + b"' -> '", b"'"), (name + b" -> ", b"")):
+        if shown.startswith(prefix) and shown.endswith(suffix) and len(shown) >= len(prefix) + len(suffix):
+            return shown[len(prefix) : len(shown) - len(suffix)].decode(_FS_ENCODING, "surrogateescape")
+    return None
 
 
 class _BytesReader(Reader):

@@ -1,9 +1,16 @@
 """The no-tar fallback: files written one by one over SFTP, many at once.
 
 A remote without ``tar`` still takes a push: each file goes to a temporary name and is
-renamed into place (atomic on the remote), run by the engine's per-file pool. SFTP
-(version 3) carries mtimes in whole seconds. Only transports with an SFTP channel
-(asyncssh) offer it: ``Remote.open_sftp``.
+renamed into place (atomic on the remote), run by the engine's per-file pool. Only
+transports with an SFTP channel (asyncssh) offer it: ``Remote.open_sftp``.
+
+SFTP (version 3, OpenSSH's) carries mtimes in whole seconds: a file written at 10.6
+gets 10 there, so the tree has whole-second precision (``RemoteTree.mtime_precision``)
+and an edit later within that same second leaves its mtime unchanged. The listing still
+comes from the remote shell (find, perl or stat), with ctimes: a same-size file whose
+copy was written within its second (plus the lag and clock-skew bound, see
+codesync.compare) is compared by content on the next push; without a ctime or a skew
+bound, every such file is.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The remote sh scripts: error mapping and the perl lister that stands in for GNU find."""
+"""The remote sh scripts: error mapping, the listers (GNU find, perl, BusyBox find + stat),
+mtime fixes with every touch, hashing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runctl.remote import scripts
+from runctl.stores.remote_tree import clock_ahead, parse_tree
 from runctl.stores.remote_tree import parse_listing as _parse_listing
 
 
@@ -24,6 +26,9 @@ def test_remote_error_codes() -> None:
     assert code(1, "weird") == "remote"
 
 
+GNU_FORMAT = r"%y\0%s\0%T@\0%m\0%P\0%l\0%C@\0"
+
+
 def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
     """The fallback lister (remotes without GNU find) must parse like GNU find's output."""
     for rel in ("a.py", "sp ace/b $x.py"):
@@ -33,10 +38,7 @@ def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
     (tmp_path / "e").mkdir()
     os.chmod(tmp_path / "a.py", 0o751)
     gnu = subprocess.run(
-        ["find", ".", "-mindepth", "1", "-printf", r"%y\0%s\0%T@\0%m\0%P\0%l\0"],
-        cwd=tmp_path,
-        capture_output=True,
-        check=True,
+        ["find", ".", "-mindepth", "1", "-printf", GNU_FORMAT], cwd=tmp_path, capture_output=True, check=True
     ).stdout
     perl = subprocess.run(
         ["perl", "-e", scripts._PERL_LISTER], cwd=tmp_path, capture_output=True, check=True
@@ -44,9 +46,166 @@ def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
 
     def norm(raw: bytes) -> list[tuple[object, ...]]:
         entries = _parse_listing(raw)
-        return sorted((e.path, e.kind, e.size, e.mode, e.link, round(e.mtime, 2)) for e in entries)
+        return sorted(
+            (e.path, e.kind, e.size, e.mode, e.link, round(e.mtime, 2), round(e.ctime or 0, 2))
+            for e in entries
+        )
 
     assert norm(perl) == norm(gnu)
+
+
+def busybox_path(folder: Path, *extra: str, without: tuple[str, ...] = ()) -> str:
+    """A PATH of BusyBox applets only (plus ``extra`` tools of this machine)."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail("busybox is not installed (apt-get install -y busybox; .ci/run installs it)")
+    folder.mkdir()
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for name in [*applets, "busybox"]:
+        if name not in without:
+            (folder / name).symlink_to(busybox)
+    for name in extra:
+        found = shutil.which(name)
+        assert found, name
+        (folder / name).symlink_to(found)
+    return str(folder)
+
+
+def list_with(root: Path, path: str | None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``list_script`` with that PATH (and that PATH's sh)."""
+    env = dict(os.environ, PATH=path) if path else dict(os.environ)
+    sh = shutil.which("sh", path=env["PATH"])
+    assert sh
+    return subprocess.run(
+        [sh, "-s"], input=scripts.list_script(str(root)).encode(), capture_output=True, env=env
+    )
+
+
+def awkward_tree(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    for name in ("new\nline", "back\\slash", "sub/sp ace $x", "ünïcødé", "a|b|c"):
+        (root / name).write_text(name)
+    (root / "li' -> 'nk").symlink_to("sub/sp ace $x")
+    (root / "nl-link").symlink_to("x\ny")
+    os.chmod(root / "ünïcødé", 0o751)
+    (root / ".runctl-tmp-0badc0de").mkdir()  # a staging dir: left out of the entries
+    return root
+
+
+def test_every_lister_lists_the_same_tree(tmp_path: Path) -> None:
+    """GNU find, perl under BusyBox, and BusyBox find + stat: the same entries (names with
+    newlines, quotes, '|' and unicode; link targets), each lister named in the header."""
+    root = awkward_tree(tmp_path / "tree")
+    seen: dict[str, list[tuple[object, ...]]] = {}
+    for lister, path in [
+        ("gnu", None),
+        ("perl", busybox_path(tmp_path / "bb-perl", "perl")),
+        ("stat", busybox_path(tmp_path / "bb")),
+    ]:
+        done = list_with(root, path)
+        assert done.returncode == 0, done.stderr
+        listed = parse_tree(done.stdout, "test")
+        assert listed.lister == lister
+        # GNU tar keeps nanoseconds; BusyBox's (beside perl and stat here) whole seconds
+        assert listed.whole_seconds == (lister != "gnu")
+        assert listed.clock_ahead is not None and -1 < listed.clock_ahead < 5
+        seen[lister] = [
+            (e.path, e.kind, e.size, e.mode, e.link, round(e.mtime, 3), round(e.ctime or 0, 3))
+            for e in listed.entries
+        ]
+    assert seen["gnu"] == seen["perl"] == seen["stat"]
+    assert {e[0] for e in seen["stat"]} == {
+        "new\nline",
+        "back\\slash",
+        "sub",
+        "sub/sp ace $x",
+        "ünïcødé",
+        "a|b|c",
+        "li' -> 'nk",
+        "nl-link",
+    }
+
+
+def test_busybox_tar_means_whole_seconds(tmp_path: Path) -> None:
+    """BusyBox tar restores whole-second mtimes: the survey says so, whatever lists."""
+    root = awkward_tree(tmp_path / "tree")
+    done = list_with(root, busybox_path(tmp_path / "bb"))
+    listed = parse_tree(done.stdout, "test")
+    assert "tar" in listed.tools and listed.whole_seconds and listed.mtime_precision == 1.0
+    assert listed.clock_ahead is not None and listed.clock_ahead >= 0  # BusyBox date: whole seconds
+
+
+def test_whole_second_listing_is_detected() -> None:
+    """No sub-second ctime anywhere: a lister or filesystem with whole seconds only."""
+
+    def listing(ctime: str) -> bytes:
+        record = ["f", "3", "1000.5", "644", "a.py", "", ctime]
+        return b"runctl-list gnu sent=99.5 now=100.25 tar\n" + "\0".join(record).encode() + b"\0"
+
+    assert parse_tree(listing("1000"), "t").whole_seconds
+    fine = parse_tree(listing("1000.25"), "t")
+    assert not fine.whole_seconds and fine.mtime_precision == 1e-3
+    assert fine.clock_ahead == pytest.approx(100.25 + 1e-2 - 99.5)
+
+
+def test_clock_ahead_bounds() -> None:
+    assert clock_ahead("200.123456789", "100") == pytest.approx(100.123456790)
+    assert clock_ahead("200.%N", "100") == 101.0  # BusyBox: whole seconds, up to one more
+    assert clock_ahead("", "100") is None and clock_ahead("200", "") is None
+
+
+def test_no_lister_fails_naming_the_tool_and_package_manager(tmp_path: Path) -> None:
+    path = busybox_path(tmp_path / "bb", without=("stat",))
+    (tmp_path / "bb" / "apk").write_text("#!/bin/sh\n")
+    (tmp_path / "bb" / "apk").chmod(0o755)
+    done = list_with(tmp_path, path)
+    assert done.returncode == 127
+    error = scripts.remote_error("listing", done.returncode, done.stderr.decode())
+    assert error.code == "remote_tool_missing"
+    assert (
+        error.hint == "Install GNU find (or perl) on the remote machine: apk add findutils or apk add perl."
+    )
+
+
+def test_install_hints() -> None:
+    assert "apt-get install tar" in scripts.install_hint("sh: 1: tar: not found")
+    assert "apk add tar" in scripts.install_hint("sh: 1: tar: not found")
+    assert scripts.install_hint("tar: not found (missing: tar; package manager: apt-get)") == (
+        "Install tar on the remote machine: apt-get install tar."
+    )
+    assert "apk add gzip" in scripts.install_hint("bash: line 1: gzip: command not found")
+
+
+@pytest.mark.parametrize("flavour", ["gnu", "busybox"])
+def test_touch_sets_mtimes_with_every_touch(tmp_path: Path, flavour: str) -> None:
+    """GNU touch takes the ISO stamp (nanoseconds); BusyBox's refuses it and gets POSIX
+    -t in UTC (whole seconds), whatever the remote's time zone."""
+    root = tmp_path / "root"
+    root.mkdir()
+    names = ["a.py", "sp ace $x.py", "new\nline"]
+    for name in names:
+        (root / name).write_text("x")
+    stamps = [981173106.789000034, 1_000_000_000.5, 1_700_000_000.0]
+    env = dict(os.environ, TZ="JST-9")  # not UTC: -t must be read in UTC all the same
+    if flavour == "busybox":
+        env["PATH"] = busybox_path(tmp_path / "bb")
+    sh = shutil.which("sh", path=env["PATH"])
+    assert sh
+    script = scripts.touch_script(str(root), list(zip(names, stamps, strict=True)))
+    subprocess.run([sh, "-s"], input=script.encode(), env=env, check=True)
+    for name, stamp in zip(names, stamps, strict=True):
+        got = (root / name).stat().st_mtime_ns
+        if flavour == "gnu":
+            assert abs(got / 1e9 - stamp) < 1e-6, name  # the float's own precision
+        else:
+            assert got == int(stamp) * 10**9, name
+
+
+def test_iso_and_posix_stamps_agree() -> None:
+    assert scripts.iso_stamp(981173106.789000034) == "2001-02-03T04:05:06.789000034Z"
+    assert scripts.posix_stamp(981173106.789000034) == "200102030405.06"
+    assert scripts.iso_stamp(10.9999999999) == "1970-01-01T00:00:11.000000000Z"
+    assert scripts.posix_stamp(10.9999999999) == "197001010000.11"  # the same second as the ISO form
 
 
 @pytest.mark.parametrize("tool", [h[0] for h in scripts.HASHERS])
@@ -71,15 +230,18 @@ def test_hash_script_samples_then_digests(tmp_path: Path, tool: str) -> None:
     data = bytearray(middle.read_bytes())
     data[25_000] ^= 0xFF  # only the middle differs: the sample matches, the digest does not
     middle.write_bytes(bytes(data))
-    items = [(p.name, expected[p]) for p in (same, changed, middle)] + [("gone.bin", "0" * 64)]
+    items: list[tuple[str, str | None]] = [(p.name, expected[p]) for p in (same, changed, middle)]
+    items += [("gone.bin", "0" * 64), (same.name, None), ("gone.bin", None)]  # None: the whole digest
     script = scripts.hash_script(str(tmp_path), command, items, sample)
     out = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, check=True).stdout
     never = threading.Event()
-    assert out.decode().splitlines() == [
+    assert [line.split()[0] for line in out.decode().splitlines()] == [
         _digest(same, algo, never),
         scripts.SAMPLE_DIFFERS,
         _digest(middle, algo, never),
         scripts.SAMPLE_DIFFERS,
+        _digest(same, algo, never),
+        "-",
     ]
     assert _digest(middle, algo, never) != _digest(same, algo, never)
 
