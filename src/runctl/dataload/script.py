@@ -323,8 +323,13 @@ def _runctl_branch(options: LoadOptions, total: int) -> str:
 
 
 def _s5cmd_branch(options: LoadOptions) -> str:
-    flags = ["--delete"] if options.delete else []
-    flags += [quote(f"--exclude={pattern}") for pattern in rules.for_s5cmd(options.rules) or []]
+    flags = " ".join(quote(f"--exclude={pattern}") for pattern in rules.for_s5cmd(options.rules) or [])
+    if options.delete:
+        verb = "rl_verb=sync rl_delete=--delete"
+    else:
+        # Into an empty DEST, cp does what sync would, ~3.5x faster (sync compares every
+        # key with a local stat first); into a filled one, sync skips what is there.
+        verb = 'rl_delete= rl_verb=sync; [ -n "$(ls -A "$rl_dest" 2>/dev/null)" ] || rl_verb=cp'
     return f"""rl_s5cmd() {{
   if [ -n "$rl_endpoint" ]; then set -- --endpoint-url "$rl_endpoint" "$@"; fi
   s5cmd "$@" </dev/null
@@ -343,10 +348,11 @@ rl_load_s5cmd() {{
   sed -n 's/^[0-9/]* [0-9:]* *\\([0-9][0-9]*\\)  \\(.*\\)$/\\1 \\2/p' "$rl_tmp/ls" >"$rl_tmp/keys"
   [ -s "$rl_tmp/keys" ] || rl_fail {exit_codes.NO_OBJECTS} "no objects under s3://$rl_bucket/$rl_prefix"
   if [ -n "$rl_concurrency" ]; then set -- --numworkers "$rl_concurrency"; else set --; fi
-  rl_s5cmd "$@" sync {" ".join(flags)} "s3://$rl_bucket/$rl_prefix*" "$rl_dest/" >&2
+  {verb}
+  rl_s5cmd "$@" "$rl_verb" $rl_delete {flags} "s3://$rl_bucket/$rl_prefix*" "$rl_dest/" >&2
   rl_st=$?
   rl_report "$rl_tmp/keys" ''
-  [ "$rl_st" -eq 0 ] || rl_fail {exit_codes.FAILED} "s5cmd sync failed (status $rl_st)"
+  [ "$rl_st" -eq 0 ] || rl_fail {exit_codes.FAILED} "s5cmd $rl_verb failed (status $rl_st)"
   exit 0
 }}"""
 

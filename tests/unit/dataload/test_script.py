@@ -112,7 +112,9 @@ def test_no_credentials_travel(monkeypatch: pytest.MonkeyPatch) -> None:
         for word in ("AWS_ACCESS_KEY", "AWS_SECRET", "AWS_SESSION_TOKEN", "--profile"):
             assert word not in script
         assert "rl_endpoint=http://given:2" in script and "rl_region=eu-west-1" in script
-        assert "rl_concurrency=10" in script
+        assert "rl_concurrency=\n" in script  # the default (10) does not travel: s5cmd keeps its 256
+    given = LoadOptions.from_settings(Settings(concurrency=64))
+    assert "rl_concurrency=64" in load_script("s3://bkt/p", "/d", given)
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -223,7 +225,7 @@ def test_s5cmd_cannot_take_a_prefix_with_wildcards() -> None:
 def test_only_the_requested_tool_and_the_helper_only_when_needed() -> None:
     plain = load_script("s3://bkt/p", "/d", LoadOptions(tool="s5cmd"))
     assert "rl_tools=s5cmd" in plain and "rl_load_aws" not in plain and HELPER_END not in plain
-    assert 'sync  "s3://$rl_bucket/$rl_prefix*"' in plain  # s5cmd: a wildcard, no --recursive
+    assert '"$rl_verb" $rl_delete  "s3://$rl_bucket/$rl_prefix*"' in plain  # a wildcard, no --recursive
     sharded = load_script("s3://bkt/p", "/d", LoadOptions(tool="aws"), Shard(0, 4))
     assert sharded.count(HELPER_END) == 2 and "rl_aws_python=yes" in sharded
     assert f"\n{HELPER_END}\n" in sharded  # the here-document ends on a line of its own
