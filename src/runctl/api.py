@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from .aio import run
+from .background import tracked
 from .engine.execute import ExecOptions, Outcome, execute
 from .engine.plan import PathFilter, Plan, plan_copy_all, plan_single
 from .errors import NotFoundError, UsageError
-from .events import Reporter, null_reporter
+from .events import Event, FileFailed, Reporter, null_reporter
 from .results import ListResult, TransferResult
 from .settings import Settings
 from .stores.base import Store
-from .stores.factory import LOCAL, open_s3, open_store, scheme_of
+from .stores.factory import LOCAL, open_local, open_s3, open_store, scheme_of
+from .stores.local import LocalStore, check_destination, require_directory, require_readable_file
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Job:
     plan: Plan
     src: Store
     dst: Store
+    single: bool = False
+    """One named file (not --recursive, not sync): its failure is the command's error."""
 
 
 def exec_options(settings: Settings) -> ExecOptions:
@@ -51,10 +55,27 @@ async def transfer(
     if dry_run:
         outcome = Outcome(skipped=len(job.plan.skips))
     else:
+        if job.single:
+            reporter = _failures_raised(reporter)
         outcome = await execute(job.plan, job.src, job.dst, reporter, exec_options(settings))
+        if job.single and outcome.failed and outcome.failed[0].exc is not None:
+            # Nothing else was asked for: the one file's error (with its own exit code and
+            # hint) is the command's, not "1 failed" in a summary.
+            raise outcome.failed[0].exc
     result = TransferResult.from_outcome(command, job.src.url, job.dst.url, job.plan, outcome)
     result.dry_run = dry_run
     return result
+
+
+def _failures_raised(reporter: Reporter) -> Reporter:
+    """The reporter of a single-file transfer: its failure is raised as the command's error,
+    so it is not also reported as one failed item."""
+
+    def report(event: Event) -> None:
+        if not isinstance(event, FileFailed):
+            reporter(event)
+
+    return report
 
 
 # Planning is separate from executing so that another executor (--use-s5cmd) can run
@@ -75,18 +96,30 @@ async def prepare_upload(
         raise UsageError(f"{path} is a file, not a directory", "Drop --recursive to upload one file.")
     if not recursive and path.is_dir():
         raise UsageError(f"{path} is a directory", "Add --recursive to upload a directory.")
-    store, key = open_store(dst, settings, directory=recursive, scheme="s3")
-    source, name = open_store(path, settings, directory=recursive, scheme=LOCAL)
+    if recursive:
+        require_directory(path)
+    else:
+        require_readable_file(path)
+    from .stores.s3 import require_key_prefix, require_object_key
+
+    store, key = open_s3(dst, settings, directory=recursive)
+    if recursive:
+        require_key_prefix(store.bucket, store.prefix)
+    else:
+        if not key or key.endswith("/"):
+            key += path.name
+        require_object_key(store.bucket, key)
+    source, name = open_local(path, settings, directory=recursive)
+    source.follow_links = True  # as `aws s3 cp`: a symlinked directory's files go up too
     async with source, store:
         if recursive:
             plan = await plan_copy_all(source.list(), where=str(path) + "/", allow=allow)
+            plan.warnings.extend(source.warnings)
         else:
-            if not key or key.endswith("/"):
-                key += path.name
             entry = await source.stat(name)
             assert entry is not None
             plan = plan_single(entry, key)
-        yield Job(plan, source, store)
+        yield Job(plan, source, store, single=not recursive)
 
 
 @asynccontextmanager
@@ -98,31 +131,36 @@ async def prepare_download(
     settings: Settings,
     allow: PathFilter | None = None,
 ) -> AsyncIterator[Job]:
+    from .stores.s3 import require_object_key
+
     target = Path(dst)
     if recursive:
-        store, _ = open_store(src, settings, directory=True, scheme="s3")
+        store, _ = open_s3(src, settings, directory=True)
+        check_destination(target, directory=True)  # before any request: one error, not one per key
         async with store:
             plan = await plan_copy_all(store.list(), where=store.url, allow=allow)
             if not plan.actions and not plan.warnings:
                 raise NotFoundError(
                     f"no objects found under {store.url}", "Check the prefix with `runctl s3 list`."
                 )
-            local, _ = open_store(target, settings, directory=True, scheme=LOCAL)
+            local, _ = open_local(target, settings, directory=True)
             async with local:
                 yield Job(plan, store, local)
         return
-    store, key = open_store(src, settings, directory=False, scheme="s3")
+    store, key = open_s3(src, settings, directory=False)
     if not key or key.endswith("/"):
         raise UsageError(f"{src} names a prefix, not an object", "Add --recursive to download a prefix.")
+    require_object_key(store.bucket, key)
+    if str(dst).endswith(("/", os.sep)) or target.is_dir():
+        target = target / key.rsplit("/", 1)[-1]
+    check_destination(target, directory=False)
     async with store:
         entry = await store.stat(key)
         if entry is None:
             raise NotFoundError(f"object not found: {src}", "Use --recursive to download a prefix.")
-        if str(dst).endswith(("/", os.sep)) or target.is_dir():
-            target = target / key.rsplit("/", 1)[-1]
-        local, name = open_store(target, settings, directory=False, scheme=LOCAL)
+        local, name = open_local(target, settings, directory=False)
         async with local:
-            yield Job(plan_single(entry, name), store, local)
+            yield Job(plan_single(entry, name), store, local, single=True)
 
 
 @asynccontextmanager
@@ -146,10 +184,18 @@ async def prepare_sync(
         )
     if size_only and checksum:
         raise UsageError("--size-only and --checksum cannot be combined")
-    if scheme_of(src) == LOCAL and not Path(src).is_dir():
-        raise NotFoundError(f"local directory not found: {src}", "sync copies a directory's contents.")
+    if scheme_of(src) == LOCAL:
+        require_directory(Path(src))
+    else:
+        check_destination(Path(dst), directory=True)
     source, _ = open_store(src, settings, directory=True)
     target, _ = open_store(dst, settings, directory=True)
+    from .stores.s3 import S3Store, require_key_prefix
+
+    if isinstance(target, S3Store):
+        require_key_prefix(target.bucket, target.prefix)
+    if isinstance(source, LocalStore):
+        source.follow_links = True
     compare: Compare
     if checksum:
         compare = Checksum(source, target)
@@ -166,6 +212,8 @@ async def prepare_sync(
             allow=allow,
             checks_in_flight=max(32, settings.concurrency),
         )
+        if isinstance(source, LocalStore):
+            plan.warnings.extend(source.warnings)
         yield Job(plan, source, target)
 
 
@@ -238,13 +286,17 @@ async def sync_async(
 
 
 def sync(src: str | os.PathLike[str], dst: str | os.PathLike[str], **kwargs: Any) -> TransferResult:
-    """Blocking twin of :func:`sync_async`."""
-    return run(sync_async(src, dst, **kwargs))
+    """Blocking twin of :func:`sync_async`. Interpreter exit waits for it (from any thread)."""
+    with tracked():
+        return run(sync_async(src, dst, **kwargs))
 
 
 def upload(src: str | os.PathLike[str], dst: str, **kwargs: Any) -> TransferResult:
-    """Upload a file, or a directory with ``recursive=True``, to ``s3://bucket/prefix``."""
-    return run(upload_async(src, dst, **kwargs))
+    """Upload a file, or a directory with ``recursive=True``, to ``s3://bucket/prefix``.
+    Interpreter exit waits for it, even in a daemon thread; to upload while a script
+    goes on, use :func:`runctl.upload_in_background`."""
+    with tracked():
+        return run(upload_async(src, dst, **kwargs))
 
 
 def download(src: str, dst: str | os.PathLike[str], **kwargs: Any) -> TransferResult:

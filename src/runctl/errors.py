@@ -127,6 +127,7 @@ class LocalIOError(RunctlError):
 
     exit_code = 1
     code = "local_io"
+    default_hint = "Check the path, its permissions and the free space (df -h)."
 
 
 class Interrupted(RunctlError):

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .sizes import parse_size
+from .sizes import human_size, parse_size
 from .stores.s3_config import S3Options
 
 MIN_PART = 5 * 1024 * 1024  # S3's floor for every multipart part but the last
+MAX_PART = 5 * 1024**3  # S3's ceiling for any one part
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,18 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
-            raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
-        if self.part_size < MIN_PART:
-            raise UsageError(f"--part-size must be at least 5MiB (S3's minimum), got {self.part_size} bytes")
+            raise UsageError(
+                f"--concurrency must be at least 1, got {self.concurrency}",
+                "e.g. --concurrency 10 (the default): how many files move at once.",
+            )
+        if not MIN_PART <= self.part_size <= MAX_PART:
+            raise UsageError(
+                f"--part-size must be at least 5MiB and at most 5GiB (S3's limits for a part), got "
+                f"{human_size(self.part_size)} ({self.part_size:,} bytes)",
+                "e.g. --part-size 8MiB (the default) or 64MiB; huge objects grow their part size themselves.",
+            )
+        if self.range_size is not None and self.range_size < 1:
+            raise UsageError(f"range_size must be at least 1 byte, got {self.range_size}")
         if self.idle_timeout <= 0 or self.retry_budget < 0:
             raise UsageError("idle_timeout must be > 0 and retry_budget >= 0 (seconds)")
         if self.parts_in_flight < 1 or self.retries < 0:
@@ -104,7 +114,10 @@ def load_settings(config: Path | None = None, flags: dict[str, Any] | None = Non
         try:
             document = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"cannot read config file {path}: {exc}") from exc
+            raise UsageError(
+                f"cannot read config file {path}: {exc}",
+                "Fix the file (TOML: a [runctl] table of key = value lines), or point --config elsewhere.",
+            ) from exc
         table = dict(document.get("runctl", {}))
         # [ssm] output_s3 / staging are the ssm_* settings.
         table.update({f"ssm_{k}": v for k, v in document.get("ssm", {}).items()})

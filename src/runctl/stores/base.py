@@ -48,6 +48,10 @@ class Reader(ABC):
     """Size of the whole file, not of the range."""
     mtime: float | None
     """The mtime the source recorded for this file (S3 metadata or local stat), if known."""
+    whole: bool = False
+    """True when the source ignored the byte range asked for and this reader yields the
+    whole file from byte 0 (some S3-compatible servers answer a ranged GET with 200 and
+    the whole body): a reader of ranges then takes the file from this one stream."""
 
     @abstractmethod
     def chunks(self) -> AsyncIterator[bytes]:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,7 @@ CHUNK = 1024 * 1024
 """Read size for local streams: 1 MiB balances syscalls against page-fault cost."""
 
 TMP_MARK = ".runctl-tmp-"
+PERMISSION_HINT = "Check its permissions (ls -ld), or pick a path this user can use."
 IO_THREADS = 8
 T = TypeVar("T")
 
@@ -43,6 +45,68 @@ def safe_relpath(path: str) -> str | None:
         if "/./" in framed or "/../" in framed:
             return None
     return path
+
+
+def require_directory(path: Path) -> None:
+    """A local directory runctl is to read: missing is exit 4, a file in its place exit 2,
+    one that cannot be read exit 1; each one line with a hint, before anything moves."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotFoundError(f"local directory not found: {path}", "Check the path.") from exc
+    except OSError as exc:
+        raise LocalIOError(f"cannot reach {path}: {exc.strerror}") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is a file, not a directory", "Give the directory that holds the files.")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise LocalIOError(f"cannot read directory {path}: permission denied", PERMISSION_HINT)
+
+
+def require_readable_file(path: Path) -> None:
+    """A single local file runctl is to send: a regular file this process can open."""
+    if not path.is_file():
+        raise UsageError(f"{path} is not a regular file", "Give a file, or a directory with --recursive.")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as exc:
+        raise LocalIOError(f"cannot read {path}: permission denied", PERMISSION_HINT) from exc
+    except OSError as exc:
+        raise LocalIOError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def check_destination(path: Path, *, directory: bool) -> None:
+    """Refuse, before any transfer starts, a local destination that cannot be written:
+    a file where a directory must go, or a directory where a file must go (exit 2); a
+    parent that is a file (exit 2); a directory this process cannot write in (exit 1).
+    Directories that do not exist yet are fine: writes create them."""
+    if directory and (path.is_file() or (path.exists() and not path.is_dir())):
+        raise UsageError(
+            f"destination {path} is a file, not a directory",
+            "A prefix downloads into a directory: pick another path, or move the file away.",
+        )
+    if not directory and path.is_dir():
+        raise UsageError(
+            f"destination {path} is a directory", "Name the file to write, or end the path with /."
+        )
+    probe = path if directory else path.parent
+    while True:
+        try:
+            st = probe.stat()
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            if probe.parent == probe:
+                return
+            probe = probe.parent
+        except OSError as exc:
+            raise LocalIOError(f"cannot reach {probe}: {exc.strerror}", PERMISSION_HINT) from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(
+            f"cannot write {path}: {probe} is a file, not a directory",
+            "Pick a destination whose parent directories are directories (or move the file away).",
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LocalIOError(f"cannot write in {probe}: permission denied", PERMISSION_HINT)
 
 
 class LocalReader(Reader):
@@ -71,9 +135,21 @@ class LocalStore(Store):
     # The bytes are here: any digest is one read of the file away, S3's multipart ETag too.
     digests = frozenset({MD5, SHA256, S3_ETAG})
 
-    def __init__(self, root: Path, *, part_size: int = 8 * 1024 * 1024, parts_in_flight: int = 4) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        part_size: int = 8 * 1024 * 1024,
+        parts_in_flight: int = 4,
+        follow_links: bool = False,
+    ) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self.root = root
+        self.follow_links = follow_links
+        """List symlinked directories as directories (transfer sources; never a tree that
+        housekeeping deletes in, nor a destination)."""
+        self.warnings: list[str] = []
+        """What listing skipped, for the result (symlink loops)."""
         self.url = str(root)
         self.display_prefix = str(root).rstrip("/") + "/"
         self.part_size = part_size
@@ -93,12 +169,21 @@ class LocalStore(Store):
         return await asyncio.to_thread(file_digest, str(self._file(entry.path)), spec)
 
     async def list(self) -> AsyncIterator[Entry]:
-        if not self.root.is_dir():
-            raise NotFoundError(f"local directory not found: {self.root}", "Check the path.")
+        """Every regular file below the root, sorted by path. With ``follow_links`` (a
+        transfer's source, as ``aws s3 cp`` does), symlinked directories are listed as
+        directories; one that leads back to a directory it sits in is a loop, not followed,
+        and named in ``warnings``."""
+        require_directory(self.root)
         found: list[Entry] = []
-        stack = [(self.root, "")]
+        follow = self.follow_links
+        root_st = self.root.stat()
+        # (folder, relative path, the (dev, inode) of each directory from the root to it:
+        # kept only when links are followed, to tell a loop from a second way in)
+        stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
+            (self.root, "", frozenset({(root_st.st_dev, root_st.st_ino)}) if follow else frozenset())
+        ]
         while stack:
-            folder, rel = stack.pop()
+            folder, rel, chain = stack.pop()
             try:
                 it = os.scandir(folder)
             except OSError as exc:
@@ -108,10 +193,28 @@ class LocalStore(Store):
                     name = rel + de.name
                     try:
                         if de.is_dir(follow_symlinks=False):
-                            stack.append((Path(de.path), name + "/"))
+                            inside = chain
+                            if follow:
+                                st = de.stat(follow_symlinks=False)
+                                inside = chain | {(st.st_dev, st.st_ino)}
+                            stack.append((Path(de.path), name + "/", inside))
                         elif de.is_file() and TMP_MARK not in de.name:
                             st = de.stat()
                             found.append(Entry(name, st.st_size, st.st_mtime, ctime=st.st_ctime))
+                        elif follow and de.is_symlink() and not os.path.exists(de.path):
+                            self.warnings.append(
+                                f"skipping {de.path}: a broken symlink (-> {os.readlink(de.path)})"
+                            )
+                        elif follow and de.is_symlink() and de.is_dir():
+                            st = de.stat()
+                            inode = (st.st_dev, st.st_ino)
+                            if inode in chain:
+                                self.warnings.append(
+                                    f"not following {de.path} -> {os.readlink(de.path)}: "
+                                    "a symlink loop (it leads back to a directory it is in)"
+                                )
+                            else:
+                                stack.append((Path(de.path), name + "/", chain | {inode}))
                     except OSError:
                         continue  # vanished or dangling symlink between scandir and stat
         found.sort(key=lambda e: e.path)
@@ -164,7 +267,10 @@ class LocalStore(Store):
                 progress(sum(len(c) for c in chunks))
                 return
             await self._in_thread(_make_parent, final)
-            mtime = await self._fill_parts(tmp, src, entry, first, progress)
+            if first.whole:  # the source ignored the range: this one stream is the file
+                mtime = await self._stream_whole(tmp, entry, first, progress)
+            else:
+                mtime = await self._fill_parts(tmp, src, entry, first, progress)
             os.utime(tmp, (mtime, mtime))
             os.replace(tmp, final)
         except BaseException as exc:
@@ -173,6 +279,21 @@ class LocalStore(Store):
             if isinstance(exc, OSError):
                 raise LocalIOError(f"cannot write {final}: {exc.strerror or exc}") from exc
             raise
+
+    async def _stream_whole(self, tmp: Path, entry: Entry, reader: Reader, progress: ProgressFn) -> float:
+        """Write one stream that holds the whole file; returns the mtime."""
+        fd = await self._in_thread(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        offset = 0
+        try:
+            async for chunk in reader.chunks():
+                await self._in_thread(_pwrite_all, fd, chunk, offset)
+                offset += len(chunk)
+                progress(len(chunk))
+        finally:
+            os.close(fd)
+        if offset != reader.size:
+            raise LocalIOError(f"{entry.path}: got {offset:,} of {reader.size:,} bytes", "Run it again.")
+        return reader.mtime if reader.mtime is not None else entry.mtime
 
     async def _fill_parts(
         self, tmp: Path, src: Store, entry: Entry, first: Reader, progress: ProgressFn

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import html
 import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -39,9 +40,61 @@ MAX_PARTS = 10_000
 MTIME_KEY = "mtime"
 """User metadata key for the source mtime (x-amz-meta-mtime, the same key rclone uses)."""
 
-_CREDENTIAL_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken")
 _STATUS_RE = re.compile(r"Server returned non-2xx status code: (\d{3})")
 _BAD_PATH_RE = re.compile(r'Error parsing Path "(.*)": |Path "(.*)" contained empty path segment')
+_CODE_RE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_MESSAGE_RE = re.compile(r"<Message>([^<]{0,500})</Message>")
+_METHOD_RE = re.compile(r"Error performing (GET|PUT|HEAD|POST|DELETE)\b")
+_RANGE_IGNORED = "non-partial response when range requested"
+"""obstore's words when a server answers a ranged GET with 200 and the whole body."""
+
+MAX_KEY_BYTES = 1024
+"""S3's limit on a key, in bytes of UTF-8."""
+
+# S3 error codes (the <Code> of an error answer) by what they mean to the user.
+CREDENTIAL_CODES = frozenset(
+    {
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "InvalidSecurity",
+        "MissingSecurityHeader",
+        "RequestTimeTooSkewed",
+    }
+)
+DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidPayer"})
+INPUT_CODES = frozenset(
+    {
+        "KeyTooLongError",
+        "InvalidBucketName",
+        "InvalidObjectName",
+        "EntityTooLarge",
+        "EntityTooSmall",
+        "MetadataTooLarge",
+        "InvalidStorageClass",
+        "AuthorizationHeaderMalformed",
+        "PermanentRedirect",
+        "IllegalLocationConstraintException",
+    }
+)
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchUpload", "NoSuchVersion"})
+TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"})
+
+_CREDENTIAL_HINTS = {
+    "ExpiredToken": "The session token has expired: get fresh temporary credentials (aws sso login, "
+    "aws sts ..., or your credential process) and run again.",
+    "TokenRefreshRequired": "The session token has expired: get fresh temporary credentials and run again.",
+    "InvalidToken": "AWS_SESSION_TOKEN does not belong to these keys: unset it for long-term keys, "
+    "or set all three from the same temporary credentials.",
+    "RequestTimeTooSkewed": "This machine's clock is off: sync it (S3 refuses requests more than "
+    "15 minutes out).",
+}
+BUCKET_HINT = (
+    "Bucket names are 3 to 63 characters of a-z, 0-9, '.' and '-', begin and end with a letter "
+    "or digit, have no '..' and are not an IP address (S3's naming rules)."
+)
 
 
 @dataclass(frozen=True)
@@ -53,14 +106,137 @@ class S3Url:
         return f"s3://{self.bucket}/{self.key}"
 
 
+@dataclass(frozen=True)
+class ServerReply:
+    """What an S3 server said when it refused a request, as far as the error tells."""
+
+    status: int | None = None
+    code: str | None = None
+    message: str | None = None
+    method: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ServerReply:
+        status = _STATUS_RE.search(text)
+        code = _CODE_RE.search(text)
+        message = _MESSAGE_RE.search(text)
+        method = _METHOD_RE.search(text)
+        return cls(
+            int(status.group(1)) if status else None,
+            html.unescape(code.group(1)).strip() if code else None,
+            html.unescape(message.group(1)).strip() if message else None,
+            method.group(1) if method else None,
+        )
+
+    @property
+    def reason(self) -> str:
+        """``Code: Message (HTTP status)``, or what there is of it."""
+        said = ": ".join(p for p in (self.code, self.message) if p)
+        status = f"HTTP {self.status}" if self.status else ""
+        if said and status:
+            return f"{said} ({status})"
+        return said or status
+
+
+def show_key(text: str, limit: int = 120) -> str:
+    """A key (or URL) for a one-line message: control characters escaped, long ones cut in
+    the middle (a 1,100-byte key would otherwise fill the screen)."""
+    shown = (
+        text.encode("unicode_escape", "backslashreplace").decode("ascii") if not text.isprintable() else text
+    )
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[: limit - 30]}...{shown[-20:]} ({len(text.encode('utf-8', 'surrogatepass')):,} bytes)"
+
+
+def bucket_problem(bucket: str) -> str | None:
+    """Why ``bucket`` cannot be an S3 bucket name, or None (S3's general purpose naming rules;
+    access point aliases and directory buckets follow them too)."""
+    if not bucket:
+        return "no bucket name"
+    if not 3 <= len(bucket) <= 63:
+        return f"{show_key(bucket)!r} has {len(bucket)} characters, and bucket names have 3 to 63"
+    if not re.fullmatch(r"[a-z0-9.\-]+", bucket):
+        return f"{show_key(bucket)!r} has characters other than a-z, 0-9, '.' and '-'"
+    if not (bucket[0].isalnum() and bucket[-1].isalnum()):
+        return f"{bucket!r} does not begin and end with a letter or digit"
+    if ".." in bucket:
+        return f"{bucket!r} has two adjacent periods"
+    if re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", bucket):
+        return f"{bucket!r} is formatted as an IP address"
+    return None
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be sent to S3 at all (as a key or a prefix), or None."""
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8"
+    if size > MAX_KEY_BYTES:
+        return f"it is {size:,} bytes long and S3 keys are at most 1,024 bytes (UTF-8)"
+    bad = next((c for c in key if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        return f"it contains the control character {bad!r}"
+    return None
+
+
+def object_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot name an object runctl reads or writes, or None: besides
+    ``key_problem``, a key must map to a relative path (no leading '/', no '.', '..' or
+    empty segments), as it does on the way down."""
+    problem = key_problem(key)
+    if problem is not None:
+        return problem
+    if key.startswith("/"):
+        return "it starts with '/' (an absolute path)"
+    segments = key.split("/")
+    if any(s in (".", "..") for s in segments):
+        return "it has '.' or '..' segments"
+    if "" in segments[:-1]:
+        return "it has an empty segment ('//')"
+    return None
+
+
+def require_object_key(bucket: str, key: str) -> None:
+    """Refuse, before any request, a key no object can (safely) have."""
+    problem = object_key_problem(key)
+    if problem is not None:
+        raise UsageError(f"invalid key s3://{bucket}/{show_key(key)}: {problem}", _key_hint(problem))
+
+
+def require_key_prefix(bucket: str, prefix: str) -> None:
+    """Refuse a prefix that files would be written below, when no key below it can be
+    valid (``..`` or empty segments, a leading '/')."""
+    if prefix:
+        problem = object_key_problem(prefix + "x")
+        if problem is not None:
+            raise UsageError(
+                f"invalid prefix s3://{bucket}/{show_key(prefix)}: {problem}", _key_hint(problem)
+            )
+
+
+def _key_hint(problem: str) -> str:
+    if "1,024" in problem:
+        return "Shorten the key (or the prefix it goes under): S3 refuses keys over 1,024 bytes."
+    if "control character" in problem or "UTF-8" in problem:
+        return "Rename it: control characters in keys break listings, logs and local file names."
+    return "Use a key made of plain path segments, e.g. s3://bucket/dir/name."
+
+
 def parse_s3_url(url: str) -> S3Url:
-    """Split ``s3://bucket/key`` into bucket and key; raise UsageError on anything else."""
+    """Split ``s3://bucket/key`` into bucket and key; raise UsageError on anything else
+    (bad bucket names, keys S3 cannot take), before any request is made."""
     if not url.startswith("s3://"):
-        raise UsageError(f"not an S3 URL: {url!r}", "S3 locations look like s3://BUCKET/PREFIX")
+        raise UsageError(f"not an S3 URL: {show_key(url)!r}", "S3 locations look like s3://BUCKET/PREFIX")
     rest = url[5:]
     bucket, _, key = rest.partition("/")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-_]{1,254}", bucket or ""):
-        raise UsageError(f"invalid bucket name in {url!r}", "S3 locations look like s3://BUCKET/PREFIX")
+    problem = bucket_problem(bucket)
+    if problem is not None:
+        raise UsageError(f"invalid bucket name in {show_key(url)!r}: {problem}", BUCKET_HINT)
+    problem = key_problem(key)
+    if problem is not None:
+        raise UsageError(f"invalid key s3://{bucket}/{show_key(key)}: {problem}", _key_hint(problem))
     return S3Url(bucket, key)
 
 
@@ -71,15 +247,39 @@ def part_size_for(size: int, part_size: int) -> int:
 
 
 class S3Reader(Reader):
-    def __init__(self, result: GetResult) -> None:
+    """One GET's body. ``skip``/``limit`` cut a requested range out of a whole body, for
+    servers that answer a ranged GET with all of it."""
+
+    def __init__(
+        self, result: GetResult, *, skip: int = 0, limit: int | None = None, whole: bool = False
+    ) -> None:
         self._result = result
         self.size = int(result.meta["size"])
         raw = result.attributes.get(MTIME_KEY)
         self.mtime = _parse_mtime(raw)
+        self.whole = whole
+        self._skip = skip
+        self._limit = limit
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        if not self._skip and self._limit is None:
+            async for chunk in self._result.stream(min_chunk_size=CHUNK):
+                yield chunk  # obstore.Bytes supports the buffer protocol
+            return
+        skip, left = self._skip, self._limit
         async for chunk in self._result.stream(min_chunk_size=CHUNK):
-            yield chunk  # obstore.Bytes supports the buffer protocol
+            view = memoryview(chunk)
+            if skip:
+                if len(view) <= skip:
+                    skip -= len(view)
+                    continue
+                view, skip = view[skip:], 0
+            if left is not None and len(view) >= left:
+                yield bytes(view[:left])
+                return
+            if left is not None:
+                left -= len(view)
+            yield bytes(view)
 
 
 def _parse_mtime(raw: str | None) -> float | None:
@@ -116,50 +316,103 @@ class S3Store(Store):
         self._kwargs = store_kwargs(options)
         self.endpoint = self._kwargs.get("endpoint", "AWS S3")
         self._store = _ObS3Store(bucket, **self._kwargs)
+        self._ranges_ignored = False
+        """Set once the server has answered a ranged GET with the whole body."""
 
     # -- errors -----------------------------------------------------------------
     def map_error(self, exc: BaseException, path: str | None = None) -> BaseException:
-        """Turn an obstore/network exception into a typed runctl error."""
+        """Turn an obstore/network exception into a typed runctl error that carries the
+        server's own reason (its error code and message) when it gave one."""
         if isinstance(exc, RunctlError | asyncio.CancelledError):
             return exc
         text = str(exc)
         first = text.split("\n", 1)[0]
-        where = f"s3://{self.bucket}/{self.prefix}{path}" if path is not None else self.url
+        where = show_key(f"s3://{self.bucket}/{self.prefix}{path}" if path is not None else self.url)
         if _BAD_PATH_RE.search(text):
             return UsageError(
                 f"refusing key {where!r}: it has '..', '.' or empty path segments",
                 "Such keys could write outside the destination; rename the object.",
             )
-        if "NoSuchBucket" in text:
+        reply = ServerReply.parse(text)
+        code = reply.code
+        said = f": {reply.reason}" if code else ""
+        if code == "NoSuchBucket" or (code is None and "NoSuchBucket" in text):
             return BucketNotFoundError(
                 f"bucket not found: s3://{self.bucket} (at {self.endpoint})",
                 "Check the bucket name, or create it first.",
             )
-        if isinstance(exc, FileNotFoundError):
-            return NotFoundError(f"not found: {where}", "Check the key; `runctl s3 list` shows what exists.")
-        rejected = [c for c in _CREDENTIAL_CODES if c in text]
-        if rejected:
-            return CredentialsError(f"credentials rejected by {self.endpoint}: {rejected[0]}")
-        if isinstance(exc, PermissionDeniedError | UnauthenticatedError) or "403 Forbidden" in text:
+        if (
+            code in NOT_FOUND_CODES
+            or reply.status == 404
+            or (code is None and isinstance(exc, FileNotFoundError))
+        ):
+            return NotFoundError(
+                f"not found: {where}{said}", "Check the key; `runctl s3 list` shows what exists."
+            )
+        if code in CREDENTIAL_CODES:
+            return CredentialsError(
+                f"credentials rejected by {self.endpoint}: {reply.reason}", _CREDENTIAL_HINTS.get(code)
+            )
+        if (
+            code in DENIED_CODES
+            or reply.status == 403
+            or (code is None and isinstance(exc, PermissionDeniedError | UnauthenticatedError))
+        ):
             # A HEAD's 403 has no body: it cannot tell a wrong secret from a missing permission.
             return AccessDeniedError(
-                f"access denied: {where}",
+                f"access denied: {where}{said}",
                 "Check the credentials (AWS_SECRET_ACCESS_KEY, --profile) and their access to this bucket.",
+            )
+        if code in INPUT_CODES:
+            region = code in ("AuthorizationHeaderMalformed", "PermanentRedirect")
+            return UsageError(
+                f"S3 refused {reply.method or 'the request'} {where}: {reply.reason}",
+                "The bucket is in another region: pass --region (or set AWS_REGION)."
+                if region
+                else "That is the server's own reason; change the name or size it refers to.",
+            )
+        if code in TRANSIENT_CODES or (reply.status or 0) >= 500:
+            # The code says it all; 5xx messages are boilerplate ("Please try again").
+            status = " ".join(p for p in (f"HTTP {reply.status}" if reply.status else "", code or "") if p)
+            return NetworkError(
+                f"S3 server error at {self.endpoint}: {status or 'no answer'} on {where}",
+                "The server kept failing after retries; try again later, or check its health.",
             )
         if "kind: Timeout" in text or "timed out" in text:
             return NetworkError(
                 f"S3 endpoint {self.endpoint} did not answer in time",
                 "The server accepted the connection but stopped responding; check its health.",
             )
-        if any(s in text for s in ("error sending request", "Connection refused", "dns error", "connection")):
+        if reply.status is None and any(
+            s in text for s in ("error sending request", "Connection refused", "dns error", "connection")
+        ):
             return NetworkError(
                 f"cannot reach S3 endpoint {self.endpoint}",
                 "Check --endpoint-url / AWS_ENDPOINT_URL and that the server is running.",
             )
-        status = _STATUS_RE.search(text)
-        if status and status.group(1).startswith("5"):
-            return NetworkError(f"S3 server error at {self.endpoint}: HTTP {status.group(1)} on {where}")
-        return RunctlError(f"S3 error on {where}: {_clip(first)}")
+        if reply.status is not None:
+            return RunctlError(
+                f"S3 refused {reply.method or 'the request'} {where}: {reply.reason}",
+                "That is the server's own reason; rerun with -v for its whole answer.",
+            )
+        return RunctlError(f"S3 error on {where}: {_clip(first)}", "Rerun with -v for the whole error.")
+
+    async def _explain(self, exc: BaseException, path: str) -> BaseException:
+        """The typed error for a failed HEAD. A HEAD answer has no body, so an error there
+        carries no S3 error code (an expired token, a wrong secret and a missing permission
+        all look alike): ask once more with a one-byte GET, whose error answer says why."""
+        mapped = self.map_error(exc, path)
+        if ServerReply.parse(str(exc)).code is not None or type(mapped) not in (
+            AccessDeniedError,
+            RunctlError,
+        ):
+            return mapped
+        try:
+            await obstore.get_async(self._store, self.prefix + path, options={"range": (0, 1)})
+        except Exception as again:
+            if ServerReply.parse(str(again)).code is not None:
+                return self.map_error(again, path)
+        return mapped
 
     # -- listing ----------------------------------------------------------------
     async def list(self) -> AsyncIterator[Entry]:
@@ -284,7 +537,7 @@ class S3Store(Store):
                 raise self.map_error(exc, path) from exc
             return None
         except Exception as exc:
-            raise self.map_error(exc, path) from exc
+            raise await self._explain(exc, path) from exc
         return Entry(path, meta["size"], meta["last_modified"].timestamp(), meta["e_tag"])
 
     async def source_mtime(self, path: str) -> float | None:
@@ -298,18 +551,38 @@ class S3Store(Store):
         return _parse_mtime(result.attributes.get(MTIME_KEY))
 
     async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+        ranged = bool(offset or length is not None)
+        if ranged and self._ranges_ignored:
+            return await self._open_whole(path, offset, length)
         options: dict[str, Any] = {}
-        if offset or length is not None:
+        if ranged:
             options["range"] = {"offset": offset} if length is None else (offset, offset + length)
         try:
             result = await obstore.get_async(self._store, self.prefix + path, options=options or None)  # type: ignore[arg-type]
         except Exception as exc:
+            if ranged and _RANGE_IGNORED in str(exc):
+                self._ranges_ignored = True
+                return await self._open_whole(path, offset, length)
             raise self.map_error(exc, path) from exc
         return S3Reader(result)
+
+    async def _open_whole(self, path: str, offset: int, length: int | None) -> Reader:
+        """For a server that ignores Range (it answers 200 with the whole body, as ``rclone
+        serve s3`` does): one plain GET. From offset 0 the reader holds the whole object and
+        says so (``whole``): a large download then streams that one body instead of asking
+        for each range. From elsewhere the bytes before ``offset`` are read and dropped."""
+        try:
+            result = await obstore.get_async(self._store, self.prefix + path)
+        except Exception as exc:
+            raise self.map_error(exc, path) from exc
+        if offset == 0:
+            return S3Reader(result, whole=True)
+        return S3Reader(result, skip=offset, limit=length)
 
     # -- writing ----------------------------------------------------------------
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
         key = self.prefix + path
+        require_object_key(self.bucket, key)  # before any request (a key S3 would refuse, or worse)
         try:
             local = src.local_file(entry.path)
             if local is not None:

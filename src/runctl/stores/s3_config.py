@@ -142,5 +142,13 @@ def _credential_provider(session: Any, profile: str | None) -> S3CredentialProvi
         raise CredentialsError(f"could not load AWS credentials: {exc}") from exc
     if creds is None:
         where = f" for profile {profile!r}" if profile else ""
+        empty = [v for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if os.environ.get(v, None) == ""]
+        if empty:
+            verb = "is" if len(empty) == 1 else "are"
+            raise CredentialsError(
+                f"no AWS credentials found{where}: {' and '.join(empty)} {verb} set but empty",
+                f"Set {empty[0]} to your key (it is empty now), or unset it so the profile's credentials "
+                "(~/.aws/credentials, --profile) are used.",
+            )
         raise CredentialsError(f"no AWS credentials found{where}")
     return _BotocoreCredentials(creds)
