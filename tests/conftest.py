@@ -167,14 +167,40 @@ def s3_client(s3_env: S3Server) -> Any:
     return botocore_client(s3_env.endpoint, s3_env.server.access_key, s3_env.server.secret_key)
 
 
+def wait_until_answering(proc: subprocess.Popen[bytes], endpoint: str, deadline: float, log: Path) -> None:
+    """Poll ``endpoint`` until the server answers at all (an HTTP error status counts:
+    403 without a signature means it is up); fail if it exits or the deadline passes."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    while True:
+        assert proc.poll() is None, f"{proc.args[0]} exited: {log.read_text()}"
+        try:
+            urllib.request.urlopen(endpoint + "/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{proc.args[0]} did not start"
+            time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto S3 server (accepts any credentials; keeps keys SeaweedFS would normalize, and
     never creates buckets implicitly). Started on first use, stopped by its PID at the end."""
     import socket
     import time
-    import urllib.error
-    import urllib.request
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -187,24 +213,10 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"moto_server exited: {log.read_text()}"
-            try:
-                urllib.request.urlopen(endpoint + "/", timeout=1)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.1)
+        wait_until_answering(proc, endpoint, deadline, log)
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 # -- AWS SSM Run Command emulator ---------------------------------------------------------
@@ -273,8 +285,6 @@ def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneS3]:
     stopped by its PID at the end."""
     import socket
     import time
-    import urllib.error
-    import urllib.request
 
     rclone = local_s3.find_tool("rclone")
     if rclone is None:
@@ -299,21 +309,7 @@ def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneS3]:
         )
     try:
         deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"rclone serve s3 exited: {log.read_text()}"
-            try:
-                urllib.request.urlopen(server.endpoint + "/", timeout=1)
-                break
-            except urllib.error.HTTPError:
-                break  # it answers (403 without a signature): up
-            except OSError:
-                assert time.monotonic() < deadline, "rclone serve s3 did not start"
-                time.sleep(0.1)
+        wait_until_answering(proc, server.endpoint, deadline, log)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
