@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .config_file import default_config_path, read_config
 from .errors import UsageError
 from .sizes import human_size, parse_size
 from .stores.s3_config import S3Options
@@ -98,35 +99,20 @@ def _coerce(name: str, value: Any) -> Any:
     return None if value in ("", None) else str(value)
 
 
-def default_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "runctl" / "config.toml"
-
-
 def load_settings(config: Path | None = None, flags: dict[str, Any] | None = None) -> Settings:
     """Merge defaults, the config file's ``[runctl]`` table, RUNCTL_* variables and flags."""
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
-    path = config or default_config_path()
-    if path.exists():
-        import tomllib  # only when there is a file: ~3 ms of every start-up otherwise
-
-        try:
-            document = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(
-                f"cannot read config file {path}: {exc}",
-                "Fix the file (TOML: a [runctl] table of key = value lines), or point --config elsewhere.",
-            ) from exc
+    document = read_config(config)
+    if document:
         table = dict(document.get("runctl", {}))
         # [ssm] output_s3 / staging are the ssm_* settings.
         table.update({f"ssm_{k}": v for k, v in document.get("ssm", {}).items()})
         unknown = set(table) - names
         if unknown:
-            raise UsageError(f"unknown keys in {path}: {', '.join(sorted(unknown))}")
+            where = config or default_config_path()
+            raise UsageError(f"unknown keys in {where}: {', '.join(sorted(unknown))}")
         values.update({k: _coerce(k, v) for k, v in table.items()})
-    elif config is not None:
-        raise UsageError(f"config file not found: {config}")
     for name in names:
         env = os.environ.get("RUNCTL_" + name.upper())
         if env is not None:

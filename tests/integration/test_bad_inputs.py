@@ -93,20 +93,7 @@ def row(
     return pytest.param(case, id=case_id)
 
 
-NOT_YET = {
-    "data-load-missing-bucket": "dataload creates DEST before the source is checked",
-    "data-load-unreachable": "dataload creates DEST before the source is checked",
-    "data-load-parent-is-a-file": "dataload: exit 1, not 2 (use stores.local.check_destination)",
-    "push-local-not-a-directory": "codesync: a file as LOCAL_DIR says not found (4), not 2",
-    "push-config-syntax-error": "code push ignores a broken --config",
-    "push-missing-identity": "asyncssh: a missing -i key is exit 2 with a generic hint, not 4",
-    "push-remote-path-newline": "remote/target: a newline in the remote path is not refused",
-    "exec-wrong-identity-openssh": "openssh: ssh's own Permission denied line leaks to stderr",
-    **{
-        f"exec-workdir-{kind}": "exec: a missing working directory is the shell's raw cd error, exit 1"
-        for kind in ("command-substitution", "semicolon", "quotes")
-    },
-}
+NOT_YET: dict[str, str] = {}
 """Rows whose correct behaviour is not built yet (owner area in the reason)."""
 
 

@@ -48,6 +48,18 @@ def test_path_in_the_target_is_the_working_directory(ssm_env: SSMEmulator) -> No
     assert result.out.strip() == str(work)
 
 
+def test_missing_working_directory_is_not_found_and_nothing_runs(ssm_env: SSMEmulator) -> None:
+    box = ssm_env.add_instance()
+    marker = box.root / "ran"
+    result = cli(
+        "-o", "json", "exec", f"{box.instance_id}:{box.root}/absent", "--via", "ssm", "--", f"touch {marker}"
+    )
+    assert result.code == 4, result.out + result.err
+    assert result.json()["error"]["message"].startswith("cannot enter the working directory")
+    assert "runctl-no-workdir" not in result.out + result.err
+    assert not marker.exists()
+
+
 def test_long_output_is_reported_cut_without_an_output_location(ssm_env: SSMEmulator) -> None:
     box = ssm_env.add_instance()
     command = "i=0; while [ $i -lt 3000 ]; do echo line-$i-xxxxxxxxxxxx; i=$((i+1)); done"

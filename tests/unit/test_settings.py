@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from runctl.config_file import default_config_path
 from runctl.errors import UsageError
-from runctl.settings import MIN_PART, Settings, default_config_path, load_settings
+from runctl.settings import MIN_PART, Settings, load_settings
 
 MiB = 1024**2
 

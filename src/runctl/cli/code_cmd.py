@@ -138,21 +138,10 @@ def _configured_client(args: argparse.Namespace) -> str | None:
 
 def _configured(args: argparse.Namespace, table: str, key: str) -> str | None:
     """``key`` of ``[table]`` in the config file, read without loading the settings."""
-    import os
+    from ..config_file import read_config
 
-    path = getattr(args, "config", None)
-    if path is None:  # as settings.default_config_path, without loading the S3 settings
-        base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-        path = Path(base) / "runctl" / "config.toml"
-    if not Path(path).is_file():
-        return None
-    import tomllib
-
-    try:
-        values = tomllib.loads(Path(path).read_text()).get(table, {})
-    except (OSError, tomllib.TOMLDecodeError):
-        return None  # the settings loader reports a broken file for the commands that use it
-    value = values.get(key)
+    values = read_config(getattr(args, "config", None)).get(table)
+    value = values.get(key) if isinstance(values, dict) else None
     return value if isinstance(value, str) else None
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ..errors import NotFoundError, UsageError
+from ..errors import UsageError
 from ..events import Reporter, null_reporter
 from ..filters import Rule
 from ..remote import open_remote
 from ..remote.target import ConnectOptions, Target, parse_dest
 from ..results import Result
 from ..stores.gzip_stream import Compress, wanted
+from ..stores.local import require_directory
 
 if TYPE_CHECKING:
     from ..remote.seam import Remote
@@ -93,8 +94,7 @@ class CodePush:
         return asyncio.create_task(asyncio.to_thread(_select, self.root, self.options.rules))
 
     async def __aenter__(self) -> CodePush:
-        if not self.root.is_dir():  # fail before any network work
-            raise NotFoundError(f"local directory not found: {self.root}", "Check the path.")
+        require_directory(self.root)  # fail before any network work
         self.remote = await open_remote(self.target, self.options.ssh)
         if not self.remote.interactive and not self.target.path.startswith("/"):
             await self.remote.close()

@@ -73,7 +73,7 @@ async def _engine_load(
     from ..engine.plan import Action
     from ..engine.sync_plan import plan_sync
     from ..stores.factory import open_local, open_s3
-    from ..stores.local import safe_relpath
+    from ..stores.local import check_destination, safe_relpath
 
     started = time.monotonic()
     src = parse_source(source)
@@ -82,14 +82,13 @@ async def _engine_load(
     def allow(path: str) -> bool:
         return (rules is None or rules(path)) and (shard is None or shard(path))
 
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LocalIOError(f"cannot create the destination {dest}: {exc.strerror or exc}") from exc
+    # DEST is checked now but created only once the source is known to exist: a mistyped
+    # bucket or an unreachable endpoint leaves nothing behind.
+    check_destination(dest, directory=True)
     s3, _ = open_s3(src.url, settings, directory=True)
     local, _ = open_local(dest, settings, directory=True)
     async with s3, local:
-        here = [e async for e in local.list()]
+        here = [e async for e in local.list()] if dest.is_dir() else []
         plan = await plan_sync(
             s3,
             local,
@@ -105,6 +104,10 @@ async def _engine_load(
                 break
             else:
                 raise NotFoundError(f"no objects under {src.url}", "Check the prefix with `runctl s3 list`.")
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LocalIOError(f"cannot create the destination {dest}: {exc.strerror or exc}") from exc
         if options.delete and shard is not None:
             plan.actions += [
                 Action("delete", e.path, e.size, "not in shard", e)

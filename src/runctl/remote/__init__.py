@@ -23,6 +23,12 @@ async def open_remote(target: Target, opts: ConnectOptions) -> Remote:
         raise UsageError(
             f"--via ssm needs an EC2 instance id, not {target.host!r}", "e.g. i-0abc12345678def90"
         )
+    if opts.identity is not None and not opts.identity.exists():
+        # ssh itself only warns and tries the other keys; a key that was asked for by name
+        # and is not there is a typo to name now, not an authentication failure later.
+        from ..errors import NotFoundError
+
+        raise NotFoundError(f"identity file not found: {opts.identity}", "Check the path given to -i.")
     if opts.client == "openssh":
         from .openssh_remote import OpenSSHRemote
 

@@ -10,13 +10,14 @@ over SSM it arrives when the command ends.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CommandTimedOut, RemoteError, UsageError
+from ..errors import CommandTimedOut, NotFoundError, RemoteError, UsageError
 from .target import ConnectOptions, Target
 
 Sink = Callable[[bytes], None]
@@ -52,22 +53,54 @@ class ExecResult:
         }
 
 
-def command_line(argv: Sequence[str], cwd: str) -> str:
+def command_line(argv: Sequence[str], cwd: str, no_cwd: str | None = None) -> str:
+    """The line the remote shell runs. With ``no_cwd``, a working directory the shell
+    cannot enter prints that marker line on stderr (instead of the shell's own message)
+    and the command does not run."""
     if not argv:
         raise UsageError("no command given", "Put the command after --, e.g. runctl exec gpu1 -- nvidia-smi")
     line = argv[0] if len(argv) == 1 else shlex.join(argv)
-    return line if cwd in ("", ".") else f"cd -- {shlex.quote(cwd)} && {line}"
+    if cwd in ("", "."):
+        return line
+    if no_cwd is None:
+        return f"cd -- {shlex.quote(cwd)} && {line}"
+    return f"{{ cd -- {shlex.quote(cwd)}; }} 2>/dev/null || {{ echo {no_cwd} >&2; exit 1; }}\n{line}"
 
 
 class _Capture:
-    """Keeps a stream for the result (up to CAPTURE_LIMIT) and passes it on."""
+    """Keeps a stream for the result (up to CAPTURE_LIMIT) and passes it on. With a
+    ``marker``, a line equal to it is taken out of the stream and remembered (``seen``);
+    only a trailing piece that could still become the marker is held back."""
 
-    def __init__(self, sink: Sink | None) -> None:
+    def __init__(self, sink: Sink | None, marker: str | None = None) -> None:
         self.sink = sink
         self.data = bytearray()
         self.cut = False
+        self.marker = marker.encode() + b"\n" if marker else b""
+        self.held = b""
+        self.seen = False
 
     def __call__(self, chunk: bytes) -> None:
+        if self.marker:
+            chunk = self._unmark(self.held + chunk)
+        self._keep(chunk)
+
+    def flush(self) -> None:
+        held, self.held = self.held, b""
+        self._keep(held)
+
+    def _unmark(self, data: bytes) -> bytes:
+        head, sep, tail = data.rpartition(b"\n")
+        lines = (head + sep).splitlines(keepends=True)
+        if self.marker in lines:
+            self.seen = True
+            lines = [line for line in lines if line != self.marker]
+        self.held = tail if tail and self.marker.startswith(tail) else b""
+        return b"".join(lines) + (b"" if self.held else tail)
+
+    def _keep(self, chunk: bytes) -> None:
+        if not chunk:
+            return
         if self.sink is not None:
             self.sink(chunk)
         room = CAPTURE_LIMIT - len(self.data)
@@ -88,27 +121,35 @@ async def run_command(
     from . import open_remote
 
     started = time.monotonic()
-    line = command_line(argv, target.path)
+    no_cwd = f"runctl-no-workdir-{secrets.token_hex(8)}"
+    line = command_line(argv, target.path, no_cwd)
     remote = await open_remote(target, opts)
-    out, err = _Capture(stdout), _Capture(stderr)
+    out, err = _Capture(stdout), _Capture(stderr, no_cwd)
     try:
         process = await remote.start(line, stderr_sink=err)
         try:
             work = _finish(process, out)
             if opts.timeout and not remote.enforces_timeout:
-                status = await asyncio.wait_for(work, opts.timeout)
+                status, kept = await asyncio.wait_for(work, opts.timeout)
             else:
-                status = await work
+                status, kept = await work
         except TimeoutError:
             process.close()
             raise CommandTimedOut(f"the command ran past --timeout {opts.timeout}s on {remote.url}") from None
         if status is None:
-            raise (await remote.failure(status, bytes(err.data))) or RemoteError(
+            raise (await remote.failure(status, kept)) or RemoteError(
                 f"the command on {remote.url} ended without an exit status (killed by a signal?)"
             )
-        problem = await remote.failure(status, bytes(err.data))
+        err.flush()
+        problem = await remote.failure(status, kept)
         if problem is not None:
             raise problem
+        if err.seen:
+            raise NotFoundError(
+                f"cannot enter the working directory {target.path!r} on {remote.url}: "
+                "missing, or not a directory",
+                "Check the path after the ':' (the command did not run).",
+            )
     finally:
         await remote.close()
     return ExecResult(
@@ -122,10 +163,11 @@ async def run_command(
     )
 
 
-async def _finish(process: Any, out: _Capture) -> int | None:
+async def _finish(process: Any, out: _Capture) -> tuple[int | None, bytes]:
+    """The exit status and the stderr the transport kept (with its own messages, which
+    are not streamed: e.g. ssh's, logged aside)."""
     process.stdin.write_eof()
     while chunk := await process.stdout.read(1 << 16):
         out(chunk)
-    status, _ = await process.wait()
-    result: int | None = status
-    return result
+    status, kept = await process.wait()
+    return status, kept

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import CredentialsError, HostKeyError, MissingToolError, NetworkError, RunctlError
 from .seam import STDERR_KEPT, Process, Remote
@@ -48,9 +51,12 @@ class _Stdin:
 
 
 class _Process(Process):
-    def __init__(self, proc: asyncio.subprocess.Process, sink: Callable[[bytes], None] | None = None) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, log: Path, sink: Callable[[bytes], None] | None = None
+    ) -> None:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self._proc = proc
+        self._log = log
         self._sink = sink
         self.stdin = _Stdin(proc.stdin)
         self.stdout = proc.stdout
@@ -69,10 +75,16 @@ class _Process(Process):
         status = await self._proc.wait()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._reading, 5)
-        return status, bytes(self._err)
+        own = b""
+        with contextlib.suppress(OSError):
+            own = self._log.read_bytes()[-STDERR_KEPT:]
+            self._log.unlink()
+        return status, own + bytes(self._err)
 
     def close(self) -> None:
         self._reading.cancel()
+        with contextlib.suppress(OSError):
+            self._log.unlink()
         if self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
@@ -87,17 +99,27 @@ class OpenSSHRemote(Remote):
         self.argv = ssh_argv(target, opts, binary or find_ssh())
 
     async def start(self, command: str, stderr_sink: Callable[[bytes], None] | None = None) -> Process:
+        # ssh's own messages (Permission denied, host key warnings) go to a log file with
+        # -E, so that the pipe carries only the remote command's stderr: exec streams that
+        # to the user, and ssh's failure is reported once, as runctl's error line.
+        fd, name = tempfile.mkstemp(prefix="runctl-ssh-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.argv,
+                self.argv[0],
+                "-E",
+                name,
+                *self.argv[1:],
                 command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as exc:
+            log.unlink()
             raise MissingToolError(f"cannot run {self.argv[0]}: {exc}", _NO_SSH_HINT) from exc
-        return _Process(proc, stderr_sink)
+        return _Process(proc, log, stderr_sink)
 
     async def failure(self, status: int | None, stderr: bytes) -> RunctlError | None:
         if status != SSH_FAILED:

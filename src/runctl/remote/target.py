@@ -112,7 +112,17 @@ def _split_scp(dest: str) -> tuple[str, str, str]:
     return head, sep, path
 
 
+_CONTROL_NAMES = {"\n": "newline", "\r": "carriage return", "\0": "NUL character"}
+
+
 def _home_relative(path: str) -> str:
+    bad = next((c for c in path if c in "\n\r\0"), None)
+    if bad is not None:
+        # The remote side reads paths one per line: such a name cannot be said safely.
+        raise UsageError(
+            f"the remote path {path!r} holds a {_CONTROL_NAMES[bad]}",
+            "Give a path without control characters.",
+        )
     if path in ("", "~", "~/"):
         return "."
     return path[2:] if path.startswith("~/") else path

@@ -82,3 +82,11 @@ def test_command_line_quotes_several_arguments_and_changes_directory() -> None:
     assert command_line(["pwd"], "/my dir") == "cd -- '/my dir' && pwd"
     with pytest.raises(UsageError):
         command_line([], ".")
+
+
+@pytest.mark.parametrize("dest", ["gpu1:/work/x\ntouch y", "gpu1:a\rb", "ssh://gpu1/a%0Ab", "gpu1:a\0b"])
+def test_parse_dest_refuses_control_characters_in_the_path(dest: str) -> None:
+    from runctl.remote.target import parse_dest
+
+    with pytest.raises(UsageError, match="holds a"):
+        parse_dest(dest)
