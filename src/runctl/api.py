@@ -45,7 +45,9 @@ class Job:
 
 
 def exec_options(settings: Settings) -> ExecOptions:
-    return ExecOptions(concurrency=settings.concurrency)
+    return ExecOptions(
+        concurrency=settings.concurrency, transfer_peak=settings.part_size * settings.parts_in_flight
+    )
 
 
 async def transfer(
@@ -210,7 +212,7 @@ async def prepare_sync(
             compare,
             delete=delete,
             allow=allow,
-            checks_in_flight=max(32, settings.concurrency),
+            checks_in_flight=max(32, settings.concurrency or 0),
         )
         if isinstance(source, LocalStore):
             plan.warnings.extend(source.warnings)

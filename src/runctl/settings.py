@@ -24,7 +24,9 @@ class Settings:
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
-    concurrency: int = 10
+    concurrency: int | None = None
+    """Transfers in flight; None: the stores' own number (S3: 256 small objects, fewer
+    large ones within a byte bound, see ExecOptions)."""
     part_size: int = 8 * 1024 * 1024
     parts_in_flight: int = 4
     range_size: int | None = None
@@ -45,10 +47,10 @@ class Settings:
     """s3://bucket/prefix where payloads for SSM instances are staged ([ssm] staging)."""
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
+        if self.concurrency is not None and self.concurrency < 1:
             raise UsageError(
                 f"--concurrency must be at least 1, got {self.concurrency}",
-                "e.g. --concurrency 10 (the default): how many files move at once.",
+                "e.g. --concurrency 64: how many files move at once (leave it out for the default).",
             )
         if not MIN_PART <= self.part_size <= MAX_PART:
             raise UsageError(

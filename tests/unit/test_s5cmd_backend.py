@@ -29,8 +29,10 @@ def test_recursive_upload_uses_wildcards_and_numworkers(fake_s5cmd: Path) -> Non
         "upload", "data", "s3://b/p", Settings(concurrency=32, endpoint_url="http://x:1"), recursive=True
     )
     assert argv[0] == str(fake_s5cmd)
-    assert argv[1:5] == ["--json", "--numworkers", "32", "--retry-count"]
+    assert argv[1:6] == ["--json", "--retry-count", "3", "--numworkers", "32"]
     assert argv[6:8] == ["--endpoint-url", "http://x:1"]
+    default = build_argv("upload", "data", "s3://b/p", Settings(), recursive=True)
+    assert "--numworkers" not in default  # s5cmd's own default, 256 workers
     assert argv[-2:] == ["data/*", "s3://b/p/"]
     assert "cp" in argv and "--part-size" in argv
 

@@ -32,7 +32,7 @@ def write_config(path: Path, text: str) -> Path:
 def test_defaults_without_config_env_or_flags() -> None:
     s = load_settings()
     assert s == Settings()
-    assert (s.concurrency, s.part_size, s.parts_in_flight, s.retries) == (10, 8 * MiB, 4, 3)
+    assert (s.concurrency, s.part_size, s.parts_in_flight, s.retries) == (None, 8 * MiB, 4, 3)
     assert s.endpoint_url is None and s.profile is None and s.region is None
 
 
@@ -76,7 +76,7 @@ def test_other_tables_in_the_config_are_ignored(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.toml", '[other]\nconcurrency = "nonsense"\n[runctl]\nretries = 5\n')
     s = load_settings(cfg)
     assert s.retries == 5
-    assert s.concurrency == 10
+    assert s.concurrency is None
 
 
 def test_environment_overrides_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,7 +108,7 @@ def test_each_layer_wins_over_the_one_below(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("RUNCTL_REGION", "env")
     monkeypatch.setenv("RUNCTL_PROFILE", "env")
     s = load_settings(cfg, {"profile": "flag"})
-    assert s.concurrency == 10  # default
+    assert s.concurrency is None  # default: the stores'
     assert s.retries == 1  # config file
     assert s.region == "env"  # environment over config
     assert s.profile == "flag"  # flag over environment

@@ -55,7 +55,12 @@ def add_global_options(parser: argparse.ArgumentParser, *, nested: bool) -> None
     g.add_argument("--endpoint-url", default=d, help="S3 endpoint (else AWS_ENDPOINT_URL[_S3])")
     g.add_argument("--profile", default=d, help="AWS profile (as with the AWS CLI)")
     g.add_argument("--region", default=d)
-    g.add_argument("--concurrency", type=int, default=d, help="transfers in flight (default 10)")
+    g.add_argument(
+        "--concurrency",
+        type=int,
+        default=d,
+        help="transfers in flight (default: up to 256 small files, fewer large ones; see README)",
+    )
     g.add_argument("--part-size", default=d, help="multipart part size, e.g. 8MiB")
     g.add_argument("--quiet", "-q", action="store_true", default=d if nested else False)
     g.add_argument("--no-progress", action="store_true", default=d if nested else False)

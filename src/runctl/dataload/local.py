@@ -68,8 +68,9 @@ def load(
 async def _engine_load(
     source: str, dest: Path, options: LoadOptions, shard: Shard | None, settings: Settings, reporter: Reporter
 ) -> LoadResult:
+    from ..api import exec_options
     from ..engine.compare import SizeAndMtime
-    from ..engine.execute import ExecOptions, execute
+    from ..engine.execute import execute
     from ..engine.plan import Action
     from ..engine.sync_plan import plan_sync
     from ..stores.factory import open_local, open_s3
@@ -95,7 +96,7 @@ async def _engine_load(
             SizeAndMtime(s3, local),
             delete=options.delete,
             allow=allow if rules is not None or shard is not None else None,
-            checks_in_flight=max(32, settings.concurrency),
+            checks_in_flight=max(32, settings.concurrency or 0),
             dst_entries=here,
         )
         selected = [a for a in plan.actions if a.kind in ("copy", "skip", "touch")]
@@ -115,7 +116,7 @@ async def _engine_load(
                 if e.kind == "file" and not shard(e.path) and (rules is None or rules(e.path))
                 if safe_relpath(e.path) is not None
             ]
-        outcome = await execute(plan, s3, local, reporter, ExecOptions(concurrency=settings.concurrency))
+        outcome = await execute(plan, s3, local, reporter, exec_options(settings))
     failed = {f.path for f in outcome.failed}
     kept = [a for a in selected if a.target not in failed]
     return LoadResult(

@@ -73,12 +73,9 @@ class LoadOptions:
     ) -> LoadOptions:
         """The options that travel, from this machine's settings (defaults < config file <
         RUNCTL_* < flags). AWS_* variables of this machine stay here."""
-        # The default concurrency (10, runctl's own S3 default) never travels: it would pin
-        # s5cmd to 10 workers instead of its 256 and the instance's runctl to this
-        # machine's default. Only a value someone set (flag, config, RUNCTL_*) does.
-        from ..settings import Settings as Defaults
-
-        concurrency = settings.concurrency if settings.concurrency != Defaults().concurrency else None
+        # No concurrency unless someone set one (flag, config, RUNCTL_*): s5cmd keeps
+        # its 256 workers and the instance's runctl its own default.
+        concurrency = settings.concurrency
         return cls(
             tool=tool,
             delete=delete,

@@ -18,6 +18,7 @@ from ..aio import unwrap_groups
 from ..errors import NetworkError, RunctlError
 from ..events import BytesMoved, FileDeleted, FileDone, FileFailed, FileSkipped, Notice, Planned, Reporter
 from ..stores.base import Store
+from .budget import ByteBudget
 from .plan import Action, Plan
 
 DELETE_BATCH = 1000
@@ -46,9 +47,19 @@ class Outcome:
     failed: list[Failure] = field(default_factory=list)
 
 
+MIB = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ExecOptions:
-    concurrency: int = 10
+    concurrency: int | None = None
+    """Transfers in flight. None: as many as the stores declare (``files_in_flight``),
+    bounded by ``bytes_in_flight``; a number pins the count (no byte bound)."""
+    bytes_in_flight: int = 128 * MIB
+    """Without --concurrency: the bytes all transfers together may hold at their peak."""
+    transfer_peak: int = 32 * MIB
+    """The most one transfer holds at once (parts in flight x part size): a file larger
+    than this reserves only this much of ``bytes_in_flight``."""
     retries: int = 1
     """Whole-file retries on transient errors. The S3 client already retries each request
     (and resumes a broken ranged GET), so one more attempt of the whole file is enough;
@@ -93,8 +104,9 @@ def announce(plan: Plan, reporter: Reporter) -> Outcome:
 
 
 class PoolSession(PlanSession):
-    """Per-file workers: copies (``opts.concurrency`` at a time, retried), then mtime
-    fixes, then deletes in batches."""
+    """Per-file workers: copies (``opts.concurrency`` at a time, else as many as the
+    stores declare within the byte budget; retried), then mtime fixes, then deletes in
+    batches."""
 
     def __init__(self, dst: Store, opts: ExecOptions = ExecOptions()) -> None:
         self.dst = dst
@@ -107,13 +119,19 @@ class PoolSession(PlanSession):
         out = announce(plan, reporter)
         copies = plan.copies
         queue = iter(copies)
+        count = opts.concurrency or max(src.files_in_flight, dst.files_in_flight)
+        budget = ByteBudget(opts.bytes_in_flight) if opts.concurrency is None else None
 
         async def worker() -> None:
             for action in queue:  # a shared iterator: each action is taken by one worker
-                await _copy_one(action, src, dst, reporter, opts, out)
+                if budget is None:
+                    await _copy_one(action, src, dst, reporter, opts, out)
+                    continue
+                async with budget.hold(min(action.size, opts.transfer_peak)):
+                    await _copy_one(action, src, dst, reporter, opts, out)
 
         async with unwrap_groups(), asyncio.TaskGroup() as tg:
-            for _ in range(max(1, min(opts.concurrency, len(copies)))):
+            for _ in range(max(1, min(count, len(copies)))):
                 tg.create_task(worker())
 
         touches = [(a.target, a.entry.mtime) for a in plan.touches if a.entry is not None]

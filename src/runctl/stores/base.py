@@ -80,6 +80,11 @@ class Store(ABC):
     display_prefix: str = ""
     """Prepended to an entry's relative path in output (the S3 prefix, the local root)."""
 
+    files_in_flight: int = 16
+    """Transfers to run at once when the user did not say (--concurrency): the larger of
+    the two stores' numbers applies. Local disk gains little past a few dozen; S3, where
+    each small request waits tens of milliseconds, wants hundreds."""
+
     digests: frozenset[str] = frozenset()
     """Digest kinds (runctl.digests) ``digest`` can compute for any file of this store."""
 

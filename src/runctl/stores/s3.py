@@ -295,6 +295,8 @@ class S3Store(Store):
     mtime_precision = 1.0  # LastModified has whole seconds
     listing_mtime_is_source = False
     item_field = "key"
+    files_in_flight = 256
+    """As s5cmd's default workers: a small object is one request, bound by latency."""
     # S3 computes no digest on request; its listing carries the ETag (listed_digest).
 
     def __init__(

@@ -250,6 +250,60 @@ def test_concurrency_bounds_writes_in_flight(tmp_path: Path) -> None:
     assert read_tree(tmp_path / "dst") == files
 
 
+def test_default_in_flight_is_what_the_stores_declare(tmp_path: Path) -> None:
+    files = {f"f{i:02d}": bytes([i]) * 10 for i in range(12)}
+    src = make_tree(tmp_path / "src", files)
+    dst = FlakyStore(LocalStore(tmp_path / "dst"))
+    dst.write_delay = 0.02
+    dst.files_in_flight = 5  # the larger of the two stores' numbers: src (local) has 16
+    src.files_in_flight = 2
+
+    async def go() -> Outcome:
+        return await execute(await copy_all_plan(src), src, dst, Recorder(), ExecOptions())
+
+    assert run(go()).files == 12
+    assert dst.max_in_flight == 5
+
+
+def test_default_in_flight_is_bounded_by_bytes(tmp_path: Path) -> None:
+    files = {f"f{i:02d}": bytes([i]) * 100 for i in range(8)}
+    files["huge"] = b"h" * 1000  # above the whole budget: runs, alone
+    src = make_tree(tmp_path / "src", files)
+    dst = FlakyStore(LocalStore(tmp_path / "dst"))
+    dst.write_delay = 0.02
+    seen: list[tuple[int, bool]] = []
+    write = dst.write
+
+    async def watched(path: str, src_: Store, entry: Entry, progress: ProgressFn) -> None:
+        seen.append((dst.in_flight, path == "huge"))
+        await write(path, src_, entry, progress)
+
+    dst.write = watched  # type: ignore[method-assign]
+
+    async def go() -> Outcome:
+        opts = ExecOptions(bytes_in_flight=250, transfer_peak=10_000)
+        return await execute(await copy_all_plan(src), src, dst, Recorder(), opts)
+
+    assert run(go()).files == 9
+    assert dst.max_in_flight == 2  # 100-byte files, 250 bytes of budget
+    assert (0, True) in seen  # nothing else was in flight when the huge file started
+    assert read_tree(tmp_path / "dst") == files
+
+
+def test_a_pinned_concurrency_has_no_byte_bound(tmp_path: Path) -> None:
+    files = {f"f{i:02d}": bytes([i]) * 100 for i in range(6)}
+    src = make_tree(tmp_path / "src", files)
+    dst = FlakyStore(LocalStore(tmp_path / "dst"))
+    dst.write_delay = 0.02
+
+    async def go() -> Outcome:
+        opts = ExecOptions(concurrency=6, bytes_in_flight=100)
+        return await execute(await copy_all_plan(src), src, dst, Recorder(), opts)
+
+    assert run(go()).files == 6
+    assert dst.max_in_flight == 6
+
+
 # -- retries -----------------------------------------------------------------------------
 
 
