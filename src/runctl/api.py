@@ -28,7 +28,7 @@ from .errors import NotFoundError, UsageError
 from .events import Event, FileFailed, Reporter, null_reporter
 from .results import ListResult, TransferResult
 from .settings import Settings
-from .stores.base import Store
+from .stores.base import Entry, Store
 from .stores.factory import LOCAL, open_local, open_s3, open_store, scheme_of
 from .stores.local import LocalStore, check_destination, require_directory, require_readable_file
 
@@ -55,7 +55,7 @@ async def transfer(
 ) -> TransferResult:
     """Execute the job's plan (or only describe it, for a dry run) and wrap the outcome."""
     if dry_run:
-        outcome = Outcome(skipped=len(job.plan.skips))
+        outcome = Outcome(skipped=job.plan.skip_count)
     else:
         if job.single:
             reporter = _failures_raised(reporter)
@@ -213,6 +213,7 @@ async def prepare_sync(
             delete=delete,
             allow=allow,
             checks_in_flight=max(32, settings.concurrency or 0),
+            record_skips=False,  # counted: a dry run lists what would change, as aws s3 sync
         )
         if isinstance(source, LocalStore):
             plan.warnings.extend(source.warnings)
@@ -259,6 +260,15 @@ async def list_async(url: str, *, recursive: bool = False, settings: Settings | 
             # Probe the bucket so a missing bucket is an error, not an empty listing.
             await store.stat(".runctl-probe")
         return ListResult(url, objects, dirs, key_prefix=store.prefix)
+
+
+async def iter_objects(url: str, *, settings: Settings | None = None) -> AsyncIterator[tuple[str, Entry]]:
+    """Every object under ``url`` as (key, entry), in key order, as the listing arrives:
+    ``list_async(recursive=True)`` without holding the listing (a million keys)."""
+    store, _ = open_s3(url, settings or Settings(), directory=True)
+    async with store:
+        async for entry in store.list():
+            yield store.prefix + entry.path, entry
 
 
 async def sync_async(

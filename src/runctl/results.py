@@ -106,22 +106,24 @@ class ListResult:
         return self.key_prefix + entry.path
 
     def to_dict(self) -> dict[str, Any]:
-        from datetime import UTC, datetime
-
         return {
             "ok": True,
             "command": "list",
             "url": self.url,
             "prefixes": [self.key_prefix + p for p in self.prefixes],
-            "objects": [
-                {
-                    "key": self.key(e),
-                    "size": e.size,
-                    "last_modified": datetime.fromtimestamp(e.mtime, UTC).isoformat().replace("+00:00", "Z"),
-                    "etag": (e.etag or "").strip('"') or None,
-                }
-                for e in self.objects
-            ],
+            "objects": [object_doc(self.key(e), e) for e in self.objects],
             "count": len(self.objects),
             "bytes": sum(e.size for e in self.objects),
         }
+
+
+def object_doc(key: str, entry: Entry) -> dict[str, Any]:
+    """One object of a listing, as ``s3 list -o json`` shows it."""
+    from datetime import UTC, datetime
+
+    return {
+        "key": key,
+        "size": entry.size,
+        "last_modified": datetime.fromtimestamp(entry.mtime, UTC).isoformat().replace("+00:00", "Z"),
+        "etag": (entry.etag or "").strip('"') or None,
+    }

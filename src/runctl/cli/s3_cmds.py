@@ -199,6 +199,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings, console: Console) -> 
     from .. import api
     from ..aio import run
 
+    if args.recursive:
+        return run(_list_recursive(args, settings, console))
     result: ListResult = run(api.list_async(args.url, recursive=args.recursive, settings=settings))
     if console.json:
         console.document(result.to_dict())
@@ -212,4 +214,40 @@ def cmd_list(args: argparse.Namespace, settings: Settings, console: Console) -> 
         name = result.key(e) if args.recursive else e.path
         lines.append(f"{when} {size:>10} {name}")
     console.lines(lines)
+    return 0
+
+
+async def _list_recursive(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    """Every key under the prefix, written as the listing arrives (a million keys are
+    never held). Text goes straight out; a JSON document's objects go to a spool file
+    (memory first, then disk) and out only once the listing is complete, so a listing
+    that fails half way prints the error document and nothing else."""
+    import json
+    import shutil
+    import tempfile
+
+    from .. import api
+    from ..results import object_doc
+    from ..sizes import human_size
+
+    count = total = 0
+    if not console.json:
+        async for key, e in api.iter_objects(args.url, settings=settings):
+            when = datetime.fromtimestamp(e.mtime, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            size = human_size(e.size) if args.human_readable else str(e.size)
+            console.out.write(f"{when} {size:>10} {key}\n")
+        return 0
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8") as spool:
+        async for key, e in api.iter_objects(args.url, settings=settings):
+            spool.write((", " if count else "") + json.dumps(object_doc(key, e), ensure_ascii=False))
+            count += 1
+            total += e.size
+        head = json.dumps(
+            {"ok": True, "command": "list", "url": args.url, "prefixes": []}, ensure_ascii=False
+        )
+        tail = json.dumps({"count": count, "bytes": total})
+        console.out.write(head[:-1] + ', "objects": [')
+        spool.seek(0)
+        shutil.copyfileobj(spool, console.out)
+        console.out.write("], " + tail[1:] + "\n")
     return 0

@@ -100,7 +100,7 @@ def announce(plan: Plan, reporter: Reporter) -> Outcome:
         reporter(FileSkipped(action.target, action.reason))
     copies = plan.copies
     reporter(Planned(len(copies), sum(a.size for a in copies)))
-    return Outcome(skipped=len(plan.skips))
+    return Outcome(skipped=plan.skip_count)
 
 
 class PoolSession(PlanSession):

@@ -46,6 +46,20 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     commit: Commit = "in-place"
+    record_skips: bool = True
+    """False: unchanged files are only counted (``unrecorded_skips``), not kept as
+    actions: a no-change sync of a million keys then holds no million actions."""
+    unrecorded_skips: int = 0
+
+    def skip(self, action: Action) -> None:
+        if self.record_skips:
+            self.actions.append(action)
+        else:
+            self.unrecorded_skips += 1
+
+    @property
+    def skip_count(self) -> int:
+        return len(self.skips) + self.unrecorded_skips
 
     @property
     def copies(self) -> list[Action]:

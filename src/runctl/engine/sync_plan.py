@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator
 
 from ..aio import unwrap_groups
 from ..errors import BucketNotFoundError, NotFoundError
@@ -13,15 +14,58 @@ from .compare import SAME_CONTENT, UNSURE, Compare
 from .plan import Action, PathFilter, Plan, unsafe_path_warning
 
 
-async def _listing(store: Store, *, missing_ok: bool) -> list[Entry]:
+async def _listing(store: Store, *, missing_ok: bool) -> AsyncIterator[Entry]:
     try:
-        return [e async for e in store.list()]
+        async for entry in store.list():
+            yield entry
     except BucketNotFoundError:
         raise
     except NotFoundError:
-        if missing_ok:
-            return []  # a destination that does not exist yet is simply empty
-        raise
+        if not missing_ok:
+            raise
+        # a destination that does not exist yet is simply empty
+
+
+READ_AHEAD = 8
+"""Blocks of a listing fetched ahead of the merge (bounded: the merge reads the two
+listings alternately, and this keeps the slower one's requests going meanwhile)."""
+BLOCK = 1000
+
+
+async def _read_ahead(entries: AsyncIterator[Entry]) -> AsyncIterator[Entry]:
+    """``entries`` as they come, with up to READ_AHEAD blocks fetched by a task of its own
+    (a listing's next page is in flight while the merge works through this one)."""
+    queue: asyncio.Queue[list[Entry] | BaseException | None] = asyncio.Queue(READ_AHEAD)
+
+    async def fill() -> None:
+        block: list[Entry] = []
+        try:
+            async for entry in entries:
+                block.append(entry)
+                if len(block) >= BLOCK:
+                    await queue.put(block)
+                    block = []
+            await queue.put(block)
+            await queue.put(None)
+        except Exception as exc:  # handed to the reader, who raises it in its place
+            await queue.put(exc)
+
+    task = asyncio.ensure_future(fill())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            for entry in item:
+                yield entry
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def _given(entries: list[Entry]) -> AsyncIterator[Entry]:
+    for entry in entries:
+        yield entry
 
 
 async def plan_sync(
@@ -34,6 +78,7 @@ async def plan_sync(
     checks_in_flight: int = 32,
     dst_entries: list[Entry] | None = None,
     staged: bool = False,
+    record_skips: bool = True,
 ) -> Plan:
     """Plan a sync from ``src`` to ``dst``.
 
@@ -42,17 +87,13 @@ async def plan_sync(
     at most ``checks_in_flight`` requests or hashes at a time. ``dst_entries``: the
     destination's listing when the caller already has it. ``staged``: the plan commits
     by building the new tree aside, so every destination-only path that must survive
-    (excluded, or not deleted) gets a keep action.
+    (excluded, or not deleted) gets a keep action. ``record_skips=False``: unchanged
+    files are counted, not kept (see Plan.record_skips).
     """
-    if dst_entries is None:
-        src_list, dst_list = await asyncio.gather(
-            _listing(src, missing_ok=False), _listing(dst, missing_ok=True)
-        )
-    else:
-        src_list, dst_list = await _listing(src, missing_ok=False), dst_entries
-    plan = Plan(commit="staged" if staged else "in-place")
+    dst_list = _listing(dst, missing_ok=True) if dst_entries is None else _given(dst_entries)
+    plan = Plan(commit="staged" if staged else "in-place", record_skips=record_skips)
     unsure: list[tuple[int, Entry, Entry]] = []
-    for s, d in _merge(src_list, dst_list):
+    async for s, d in _merge(_read_ahead(_listing(src, missing_ok=False)), _read_ahead(dst_list)):
         path = s.path if s is not None else d.path  # type: ignore[union-attr]
         if s is not None and safe_relpath(path) is None:
             plan.warnings.append(unsafe_path_warning(path, src.url))
@@ -78,7 +119,7 @@ async def plan_sync(
             unsure.append((len(plan.actions), s, d))
             plan.actions.append(Action("skip", path, s.size, "unchanged", s))
         elif reason is None:
-            plan.actions.append(Action("skip", path, s.size, "unchanged"))
+            plan.skip(Action("skip", path, s.size, "unchanged"))
         else:
             plan.actions.append(Action("copy", path, s.size, reason, s))
     await _resolve(plan, unsure, compare, checks_in_flight)
@@ -103,23 +144,27 @@ async def _resolve(plan: Plan, unsure: list[tuple[int, Entry, Entry]], compare: 
             tg.create_task(worker())
 
 
-def _merge(a: list[Entry], b: list[Entry]) -> Iterator[tuple[Entry | None, Entry | None]]:
-    """Pairs of (source, destination) entries with equal paths, in path order."""
-    i = j = 0
-    na, nb = len(a), len(b)
-    while i < na and j < nb:
-        s, d = a[i], b[j]
+async def _merge(
+    a: AsyncIterator[Entry], b: AsyncIterator[Entry]
+) -> AsyncIterator[tuple[Entry | None, Entry | None]]:
+    """Pairs of (source, destination) entries with equal paths, in path order, as the
+    two listings stream in (both are in key order: Store.list promises it). The two
+    listings are read alternately, so neither is held whole."""
+    s = await anext(a, None)
+    d = await anext(b, None)
+    while s is not None and d is not None:
         if s.path == d.path:
             yield s, d
-            i += 1
-            j += 1
+            s, d = await anext(a, None), await anext(b, None)
         elif s.path < d.path:
             yield s, None
-            i += 1
+            s = await anext(a, None)
         else:
             yield None, d
-            j += 1
-    for k in range(i, na):
-        yield a[k], None
-    for k in range(j, nb):
-        yield None, b[k]
+            d = await anext(b, None)
+    while s is not None:
+        yield s, None
+        s = await anext(a, None)
+    while d is not None:
+        yield None, d
+        d = await anext(b, None)

@@ -8,7 +8,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,6 +130,11 @@ class LocalReader(Reader):
                 yield data
 
 
+_Dir = tuple[Path, str, frozenset[tuple[int, int]]]
+"""A directory still to walk: where it is, its path + "/", the inodes above it."""
+_Child = Entry | _Dir
+
+
 class LocalStore(Store):
     mtime_precision = 1e-6
     # The bytes are here: any digest is one read of the file away, S3's multipart ETag too.
@@ -169,57 +174,66 @@ class LocalStore(Store):
         return await asyncio.to_thread(file_digest, str(self._file(entry.path)), spec)
 
     async def list(self) -> AsyncIterator[Entry]:
-        """Every regular file below the root, sorted by path. With ``follow_links`` (a
-        transfer's source, as ``aws s3 cp`` does), symlinked directories are listed as
-        directories; one that leads back to a directory it sits in is a loop, not followed,
-        and named in ``warnings``."""
+        """Every regular file below the root, in key order (see stores.ordering), as the
+        walk goes: memory holds the directories on the current path, not the tree. With
+        ``follow_links`` (a transfer's source, as ``aws s3 cp`` does), symlinked
+        directories are listed as directories; one that leads back to a directory it
+        sits in is a loop, not followed, and named in ``warnings``."""
         require_directory(self.root)
-        found: list[Entry] = []
-        follow = self.follow_links
         root_st = self.root.stat()
-        # (folder, relative path, the (dev, inode) of each directory from the root to it:
-        # kept only when links are followed, to tell a loop from a second way in)
-        stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
-            (self.root, "", frozenset({(root_st.st_dev, root_st.st_ino)}) if follow else frozenset())
-        ]
+        # The (dev, inode) of each directory from the root down: kept only when links
+        # are followed, to tell a loop from a second way in.
+        chain = frozenset({(root_st.st_dev, root_st.st_ino)}) if self.follow_links else frozenset()
+        stack: list[Iterator[_Child]] = [self._children(self.root, "", chain)]
         while stack:
-            folder, rel, chain = stack.pop()
-            try:
-                it = os.scandir(folder)
-            except OSError as exc:
-                raise LocalIOError(f"cannot read directory {folder}: {exc.strerror}") from exc
-            with it:
-                for de in it:
-                    name = rel + de.name
-                    try:
-                        if de.is_dir(follow_symlinks=False):
-                            inside = chain
-                            if follow:
-                                st = de.stat(follow_symlinks=False)
-                                inside = chain | {(st.st_dev, st.st_ino)}
-                            stack.append((Path(de.path), name + "/", inside))
-                        elif de.is_file() and TMP_MARK not in de.name:
-                            st = de.stat()
-                            found.append(Entry(name, st.st_size, st.st_mtime, ctime=st.st_ctime))
-                        elif follow and de.is_symlink() and not os.path.exists(de.path):
+            item = next(stack[-1], None)
+            if item is None:
+                stack.pop()
+            elif isinstance(item, Entry):
+                yield item
+            else:
+                stack.append(self._children(*item))
+
+    def _children(self, folder: Path, rel: str, chain: frozenset[tuple[int, int]]) -> Iterator[_Child]:
+        """One directory's files and subdirectories, in the order their paths sort: a
+        subdirectory sorts as its name + "/", so ``a-b`` comes before everything in ``a/``
+        and ``a0`` after it, as in S3's order of whole keys."""
+        follow = self.follow_links
+        found: list[tuple[str, _Child]] = []
+        try:
+            it = os.scandir(folder)
+        except OSError as exc:
+            raise LocalIOError(f"cannot read directory {folder}: {exc.strerror}") from exc
+        with it:
+            for de in it:
+                name = rel + de.name
+                try:
+                    if de.is_dir(follow_symlinks=False):
+                        inside = chain
+                        if follow:
+                            st = de.stat(follow_symlinks=False)
+                            inside = chain | {(st.st_dev, st.st_ino)}
+                        found.append((de.name + "/", (Path(de.path), name + "/", inside)))
+                    elif de.is_file() and TMP_MARK not in de.name:
+                        st = de.stat()
+                        found.append((de.name, Entry(name, st.st_size, st.st_mtime, ctime=st.st_ctime)))
+                    elif follow and de.is_symlink() and not os.path.exists(de.path):
+                        target = os.readlink(de.path)
+                        self.warnings.append(f"skipping {de.path}: a broken symlink (-> {target})")
+                    elif follow and de.is_symlink() and de.is_dir():
+                        st = de.stat()
+                        inode = (st.st_dev, st.st_ino)
+                        if inode in chain:
                             self.warnings.append(
-                                f"skipping {de.path}: a broken symlink (-> {os.readlink(de.path)})"
+                                f"not following {de.path} -> {os.readlink(de.path)}: "
+                                "a symlink loop (it leads back to a directory it is in)"
                             )
-                        elif follow and de.is_symlink() and de.is_dir():
-                            st = de.stat()
-                            inode = (st.st_dev, st.st_ino)
-                            if inode in chain:
-                                self.warnings.append(
-                                    f"not following {de.path} -> {os.readlink(de.path)}: "
-                                    "a symlink loop (it leads back to a directory it is in)"
-                                )
-                            else:
-                                stack.append((Path(de.path), name + "/", chain | {inode}))
-                    except OSError:
-                        continue  # vanished or dangling symlink between scandir and stat
-        found.sort(key=lambda e: e.path)
-        for entry in found:
-            yield entry
+                        else:
+                            found.append((de.name + "/", (Path(de.path), name + "/", chain | {inode})))
+                except OSError:
+                    continue  # vanished or dangling symlink between scandir and stat
+        found.sort(key=lambda pair: pair[0])
+        return (item for _, item in found)
 
     async def stat(self, path: str) -> Entry | None:
         try:

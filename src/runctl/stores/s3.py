@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import obstore
 from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
@@ -31,6 +32,7 @@ from ..errors import (
 )
 from .base import Entry, ProgressFn, Reader, Store
 from .local import CHUNK
+from .ordering import in_key_order
 from .s3_config import S3Options, store_kwargs
 
 if TYPE_CHECKING:
@@ -421,17 +423,34 @@ class S3Store(Store):
         """All objects under the prefix, in key order (UTF-8 byte order, which is Python's
         string order), across every page.
 
-        Sorted here, not trusted: SeaweedFS, which ``runctl local-s3`` ships, pages in
-        directory-walk order (``a/b`` before ``a-b``), and sync's merge of two listings
-        would then copy a file and delete it in the same run. AWS already returns key
-        order, which the sort (timsort) checks in one pass. Directory markers (empty
-        ``dir/`` objects) are skipped. Keys that cannot be a relative path (``..``, a
-        leading ``/``, ``//``) are yielded as-is so the engine can refuse them by name.
+        AWS documents that order, so its listing streams as served (checked as it goes: a
+        key out of order is an error, never a wrong merge). Other servers are sorted here
+        (stores.ordering, in bounded memory): SeaweedFS, which ``runctl local-s3`` ships,
+        pages in directory-walk order (``a/b`` before ``a-b``), and sync's merge would then
+        copy a file and delete it in the same run. Directory markers (empty ``dir/``
+        objects) are skipped. Keys that cannot be a relative path (``..``, a leading
+        ``/``, ``//``) are yielded as-is so the engine can refuse them by name.
         """
-        entries = [e async for e in self._list_as_served()]
-        entries.sort(key=_path)
-        for entry in entries:
+        if not self.lists_in_key_order:
+            async for entry in in_key_order(self._list_as_served()):
+                yield entry
+            return
+        last = ""
+        async for entry in self._list_as_served():
+            if entry.path < last:
+                raise RunctlError(
+                    f"{self.endpoint} listed {self.url}{entry.path} after {self.url}{last}: "
+                    "not in key order, so a sync cannot be planned safely",
+                    "Report it; a custom --endpoint-url is listed in any order and sorted by runctl.",
+                )
+            last = entry.path
             yield entry
+
+    @property
+    def lists_in_key_order(self) -> bool:
+        """AWS S3 itself (no custom endpoint, or an amazonaws.com one)."""
+        host = urlsplit(str(self._kwargs.get("endpoint") or "https://s3.amazonaws.com")).hostname or ""
+        return host == "amazonaws.com" or host.endswith(".amazonaws.com")
 
     async def _list_as_served(self) -> AsyncIterator[Entry]:
         """The listing in the server's order (markers are recognised by what follows them)."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Iterable
+
+import pytest
 
 from runctl.engine.compare import SizeAndMtime
 from runctl.engine.sync_plan import plan_sync
 from runctl.filters import from_flags
 from runctl.stores.base import Entry, ProgressFn, Reader, Store
+from runctl.stores.local import safe_relpath
 
 
 class ListingOnly(Store):
@@ -65,3 +69,45 @@ def test_ordering_matches_byte_order_of_s3_listings() -> None:
     src = [Entry("a/b", 1, 1.0), Entry("a.txt", 1, 1.0)]
     dst = [Entry("a.txt", 1, 1.0), Entry("a/b", 1, 1.0)]
     assert plan(src, dst) == {"a.txt": ("skip", "unchanged"), "a/b": ("skip", "unchanged")}
+
+
+def _reference(src: list[Entry], dst: list[Entry], delete: bool) -> list[tuple[str, str]]:
+    """The plan as a dict-based planner sees it (no ordering involved), in key order."""
+    s, d = {e.path: e for e in src}, {e.path: e for e in dst}
+    out: list[tuple[str, str]] = []
+    for path in sorted(s.keys() | d.keys()):
+        if path not in d:
+            out.append(("copy", path))
+        elif path not in s:
+            if delete:
+                out.append(("delete", path))
+        else:
+            out.append(("copy" if s[path].size != d[path].size else "skip", path))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("delete", [False, True])
+def test_streaming_merge_matches_a_dict_planner_action_for_action(seed: int, delete: bool) -> None:
+    # Keys with "-", ".", "/" and unicode either side of each other, sides that end on
+    # keys the other does not have, and listings longer than the merge's read-ahead block.
+    rng = random.Random(seed)
+    alphabet = ["a", "-", ".", "/", "0", "A", "é", "_", "日"]
+    drawn = {"k" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(3000)}
+    keys = sorted(k for k in drawn if safe_relpath(k) is not None)
+    src = [Entry(k, rng.choice([1, 2]), 10.0) for k in keys if rng.random() < 0.7]
+    dst = [Entry(k, rng.choice([1, 2]), 10.0) for k in keys if rng.random() < 0.7]
+    src.append(Entry("zzz-only-in-source", 1, 10.0))
+    dst.append(Entry("zzzz-only-in-destination", 1, 10.0))
+    s, d = ListingOnly(src), ListingOnly(dst)
+    result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d), delete=delete))
+    assert [(a.kind, a.path) for a in result.actions] == _reference(src, dst, delete)
+
+
+def test_unrecorded_skips_are_counted_not_kept() -> None:
+    src = [Entry("a", 1, 10.0), Entry("b", 2, 10.0)]
+    dst = [Entry("a", 1, 10.0), Entry("b", 3, 10.0)]
+    s, d = ListingOnly(src), ListingOnly(dst)
+    result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d), record_skips=False))
+    assert [(a.kind, a.path) for a in result.actions] == [("copy", "b")]
+    assert result.skip_count == 1
