@@ -90,7 +90,7 @@ class TransferResult(Result):
             "skipped": self.skipped,
         }
         if self.dry_run:
-            doc["plan"] = [a.to_dict() for a in self.plan.actions] if self.plan else []
+            doc["plan"] = [a.to_dict() for a in self.plan.all_actions()] if self.plan else []
         return doc
 
 

@@ -117,7 +117,7 @@ def render_transfer(console: Console, result: TransferResult) -> int:
         from ..sizes import human_size
 
         if result.dry_run and result.plan is not None:
-            console.lines(f"(dry run) {a.kind} {a.target} ({a.reason})" for a in result.plan.actions)
+            console.lines(f"(dry run) {a.kind} {a.target} ({a.reason})" for a in result.plan.all_actions())
         rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
         parts = [f"{result.command}: {result.files} files, {human_size(result.bytes)}"]
         if result.deleted:

@@ -99,7 +99,7 @@ async def _engine_load(
             checks_in_flight=max(32, settings.concurrency or 0),
             dst_entries=here,
         )
-        selected = [a for a in plan.actions if a.kind in ("copy", "skip", "touch")]
+        selected = [a for a in plan.all_actions() if a.kind in ("copy", "skip", "touch")]
         if not selected and not plan.warnings:
             async for _ in s3.list():
                 break

@@ -5,10 +5,11 @@ Because the executor only runs a plan, ``--dry-run`` and JSON plans come for fre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..spill import Row, Spill, entry_row, row_entry
 from ..stores.base import Entry
 from ..stores.local import safe_relpath
 
@@ -20,6 +21,9 @@ Commit = Literal["in-place", "staged"]
 """in-place: each file lands at its place as it completes (atomically per file);
 staged: the whole new tree is built aside and swapped into place at the end."""
 PathFilter = Callable[[str], bool]
+COPIES_IN_MEMORY = 100_000
+"""Copies a plan keeps in memory; beyond, they go to a temporary file (a download of a
+million new keys would otherwise hold a million actions, ~350 MB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,37 @@ class Action:
     def to_dict(self) -> dict[str, object]:
         return {"action": self.kind, "path": self.target, "size": self.size, "reason": self.reason}
 
+    def row(self) -> Row:
+        entry = entry_row(self.entry) if self.entry is not None else None
+        return (self.kind, self.path, self.size, self.reason, entry, self.dst_path)
+
+    @classmethod
+    def from_row(cls, row: Row) -> Action:
+        kind, path, size, reason, entry, dst_path = row
+        return cls(kind, path, size, reason, row_entry(entry) if entry is not None else None, dst_path)
+
+
+class Copies:
+    """A plan's copies: those in its action list, then those spilled to disk. Sized,
+    and iterable as often as needed."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self._here = [a for a in plan.actions if a.kind == "copy"]
+
+    def __len__(self) -> int:
+        spilled = self._plan.spilled
+        return len(self._here) + (len(spilled) if spilled is not None else 0)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self) -> Iterator[Action]:
+        yield from self._here
+        if self._plan.spilled is not None:
+            for row in self._plan.spilled:
+                yield Action.from_row(row)
+
 
 @dataclass
 class Plan:
@@ -50,6 +85,27 @@ class Plan:
     """False: unchanged files are only counted (``unrecorded_skips``), not kept as
     actions: a no-change sync of a million keys then holds no million actions."""
     unrecorded_skips: int = 0
+    spilled: Spill | None = field(default=None, repr=False, compare=False)
+    """Copies beyond COPIES_IN_MEMORY (``add``), in plan order after those in ``actions``."""
+    _copies_here: int = field(default=0, repr=False, compare=False)
+
+    def add(self, action: Action) -> None:
+        """Append an action; copies past COPIES_IN_MEMORY go to the spill file."""
+        if action.kind == "copy":
+            if self._copies_here >= COPIES_IN_MEMORY:
+                if self.spilled is None:
+                    self.spilled = Spill("runctl-plan-")
+                self.spilled.append(action.row())
+                return
+            self._copies_here += 1
+        self.actions.append(action)
+
+    def all_actions(self) -> Iterator[Action]:
+        """Every action: those in memory, then the spilled copies."""
+        yield from self.actions
+        if self.spilled is not None:
+            for row in self.spilled:
+                yield Action.from_row(row)
 
     def skip(self, action: Action) -> None:
         if self.record_skips:
@@ -62,8 +118,8 @@ class Plan:
         return len(self.skips) + self.unrecorded_skips
 
     @property
-    def copies(self) -> list[Action]:
-        return [a for a in self.actions if a.kind == "copy"]
+    def copies(self) -> Copies:
+        return Copies(self)
 
     @property
     def deletes(self) -> list[Action]:
@@ -100,7 +156,7 @@ async def plan_copy_all(
             continue
         if allow is not None and not allow(entry.path):
             continue
-        plan.actions.append(Action("copy", entry.path, entry.size, "new", entry))
+        plan.add(Action("copy", entry.path, entry.size, "new", entry))
     return plan
 
 

@@ -112,7 +112,7 @@ async def plan_sync(
                 plan.actions.append(Action("keep", path, d.size, "not in source", d))
             continue
         if d is None:
-            plan.actions.append(Action("copy", path, s.size, "new", s))
+            plan.add(Action("copy", path, s.size, "new", s))
             continue
         reason = compare.quick(s, d)
         if reason == UNSURE:
@@ -121,7 +121,7 @@ async def plan_sync(
         elif reason is None:
             plan.skip(Action("skip", path, s.size, "unchanged"))
         else:
-            plan.actions.append(Action("copy", path, s.size, reason, s))
+            plan.add(Action("copy", path, s.size, reason, s))
     await _resolve(plan, unsure, compare, checks_in_flight)
     return plan
 

@@ -304,6 +304,25 @@ def test_a_pinned_concurrency_has_no_byte_bound(tmp_path: Path) -> None:
     assert dst.max_in_flight == 6
 
 
+def test_a_plan_with_spilled_copies_copies_them_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runctl.engine import plan as plan_module
+
+    monkeypatch.setattr(plan_module, "COPIES_IN_MEMORY", 3)
+    files = {f"d{i % 3}/f{i:02d}": bytes([i]) * (i + 1) for i in range(20)}
+    src = make_tree(tmp_path / "src", files)
+    dst = LocalStore(tmp_path / "dst")
+    rec = Recorder()
+
+    async def go() -> Outcome:
+        plan = await copy_all_plan(src)
+        assert plan.spilled is not None and len(plan.spilled) == 17
+        return await execute(plan, src, dst, rec, ExecOptions())
+
+    out = run(go())
+    assert out.files == 20 and read_tree(tmp_path / "dst") == files
+    assert rec.of(Planned) == [Planned(20, sum(len(v) for v in files.values()))]
+
+
 # -- retries -----------------------------------------------------------------------------
 
 

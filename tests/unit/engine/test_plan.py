@@ -27,7 +27,7 @@ def test_copies_every_entry_in_order_with_its_size() -> None:
     ]
     assert all(a.entry is not None and a.entry.path == a.path for a in plan.actions)
     assert plan.warnings == []
-    assert plan.copies == plan.actions
+    assert list(plan.copies) == plan.actions
     assert plan.deletes == [] and plan.skips == []
 
 
@@ -124,3 +124,23 @@ def test_action_target_defaults_to_path_and_plan_groups_by_kind() -> None:
         "size": 0,
         "reason": "not in source",
     }
+
+
+def test_copies_past_the_memory_bound_spill_to_disk_and_come_back_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runctl.engine import plan as plan_module
+
+    monkeypatch.setattr(plan_module, "COPIES_IN_MEMORY", 2)
+    paths = [f"k{i}" for i in range(7)]
+    plan = plan_of(*paths)
+    plan.add(Action("delete", "gone", 1, "not in source"))
+    assert len(plan.actions) == 3  # two copies and the delete; five copies on disk
+    assert plan.spilled is not None and len(plan.spilled) == 5
+    copies = plan.copies
+    assert len(copies) == 7 and bool(copies)
+    for _ in range(2):  # iterable as often as needed
+        assert [a.path for a in copies] == paths
+    spilled = list(copies)[-1]
+    assert spilled.entry == Entry("k6", 70, 1_600_000_006.0) and spilled.reason == "new"
+    assert [a.kind for a in plan.all_actions()] == ["copy", "copy", "delete"] + ["copy"] * 5
