@@ -31,6 +31,12 @@ def register_s3(leaf: Leaf) -> None:
     add_cleanup_args(p, "prefix", "every object")
     p.set_defaults(handler=cmd_cleanup)
 
+    p = leaf("abort-uploads", "list or abort unfinished multipart uploads under s3://BUCKET/PREFIX")
+    p.add_argument("url", metavar="s3://BUCKET/PREFIX")
+    p.add_argument("--older-than", metavar="AGE", help="only uploads started longer ago, e.g. 1d, 12h, 30m")
+    p.add_argument("--dry-run", action="store_true", help="list what would be aborted; abort nothing")
+    p.set_defaults(handler=cmd_abort_uploads)
+
     p = leaf("watch", "print objects that appear, change or disappear under s3://BUCKET/PREFIX")
     p.add_argument("url", metavar="s3://BUCKET/PREFIX")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
@@ -102,6 +108,35 @@ def render_cleanup(console: Console, result: CleanupResult) -> int:
     if result.kept:
         summary += f"; newest kept: {naming.prefix + result.kept[0].path}"
     console.info(summary)
+    return 0
+
+
+# -- abort-uploads --------------------------------------------------------------
+def cmd_abort_uploads(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    from ..aio import run
+    from ..housekeeping.uploads import AbortResult, abort_uploads, parse_age, started
+    from ..stores.s3 import S3Store
+
+    older_than = parse_age(args.older_than) if args.older_than is not None else None
+    store = _store(args.url, settings)
+    assert isinstance(store, S3Store)
+
+    async def go() -> AbortResult:
+        async with store:
+            return await abort_uploads(store, older_than=older_than, dry_run=args.dry_run)
+
+    result = run(go())
+    if console.json:
+        console.document(result.to_dict(store.prefix))
+        return 0
+    verb = "(dry run) would abort" if result.dry_run else "aborted"
+    console.lines(f"{verb} {started(u)} {store.prefix + u.path} ({u.upload_id})" for u in result.uploads)
+    spared = result.found - len(result.uploads)
+    tail = f", {spared} younger than --older-than left alone" if spared else ""
+    tag, did = (
+        ("abort-uploads (dry run)", "would be aborted") if result.dry_run else ("abort-uploads", "aborted")
+    )
+    console.info(f"{tag}: {len(result.uploads)} of {result.found} unfinished uploads {did}{tail}")
     return 0
 
 

@@ -504,6 +504,54 @@ class S3Store(Store):
             if not page.get("IsTruncated") or not token:
                 return
 
+    # -- unfinished multipart uploads (obstore has no call for them: botocore) -------
+    async def unfinished_uploads(self) -> builtins.list[Upload]:
+        """Multipart uploads started under the prefix and neither completed nor aborted
+        (their parts are stored, and billed, until one or the other), oldest first."""
+        client = _botocore_client(self._options, self._kwargs)
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
+        found: builtins.list[Upload] = []
+        n = len(self.prefix)
+        while True:
+            page = await self._botocore(client.list_multipart_uploads, **args)
+            found += [
+                Upload(u["Key"][n:], u["UploadId"], u["Initiated"].timestamp())
+                for u in page.get("Uploads", [])
+            ]
+            if not page.get("IsTruncated"):
+                break
+            args.update(KeyMarker=page.get("NextKeyMarker"), UploadIdMarker=page.get("NextUploadIdMarker"))
+        return sorted(found, key=lambda u: (u.initiated, u.path))
+
+    async def abort_upload(self, upload: Upload) -> None:
+        client = _botocore_client(self._options, self._kwargs)
+        await self._botocore(
+            client.abort_multipart_upload,
+            Bucket=self.bucket,
+            Key=self.prefix + upload.path,
+            UploadId=upload.upload_id,
+        )
+
+    async def _botocore(self, call: Any, **args: Any) -> Any:
+        """A botocore call off the event loop, its errors mapped as obstore's are."""
+        import botocore.exceptions
+
+        try:
+            return await asyncio.to_thread(call, **args)
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            # Said the way obstore says it, so that one mapping serves both clients.
+            text = (
+                f"Server returned non-2xx status code: {status}: "
+                f"<Code>{html.escape(str(error.get('Code', '')))}</Code>"
+                f"<Message>{html.escape(str(error.get('Message', '')))}</Message>"
+            )
+            key = args.get("Key")
+            raise self.map_error(RuntimeError(text), key[len(self.prefix) :] if key else None) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self.map_error(RuntimeError(f"connection error: {exc}")) from exc
+
     async def list_dir(self) -> tuple[builtins.list[str], builtins.list[Entry]]:
         """One level below the prefix: (common prefixes, objects), like ``aws s3 ls``."""
         try:
@@ -645,6 +693,16 @@ class S3Store(Store):
                 await obstore.delete_async(self._store, keys[i : i + 1000])
             except Exception as exc:
                 raise self.map_error(exc) from exc
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An unfinished multipart upload: its key below the store's prefix, its id, and
+    when it was started (seconds since the epoch)."""
+
+    path: str
+    upload_id: str
+    initiated: float
 
 
 def _clip(text: str, limit: int = 300) -> str:
