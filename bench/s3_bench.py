@@ -22,12 +22,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from installed import compile_runctl  # bench/ is sys.path[0] when run as a script
+from delay_path import running as delay_path  # bench/ is sys.path[0] when run as a script
+from installed import compile_runctl
 from runctl import __version__ as runctl_version
 from runctl import local_s3
 
@@ -83,10 +84,15 @@ class Env:
     aws: str
     runctl_args: tuple[str, ...]
     environ: dict[str, str]
+    via: str | None = None
+    """The delay path's endpoint, when clients go through one (--delay-ms)."""
 
     @property
     def endpoint(self) -> str:
-        return self.server.endpoint
+        return self.via or self.server.endpoint
+
+    def through(self, endpoint: str) -> Env:
+        return replace(self, via=endpoint, environ={**self.environ, "AWS_ENDPOINT_URL": endpoint})
 
 
 def clean_environ(server: local_s3.LocalS3, work: Path) -> dict[str, str]:
@@ -404,6 +410,17 @@ def summarize(results: list[Measurement], cases: Sequence[str], tools: Sequence[
     return summaries
 
 
+def path_overhead(summaries: list[Summary], cases: Sequence[str]) -> list[str]:
+    """s5cmd's time through the 0 ms delay path over its direct time, per case."""
+    by_case = {s.case: s.median_s.get("s5cmd") for s in summaries}
+    found = []
+    for case in cases:
+        direct, through = by_case.get(f"{case}@direct"), by_case.get(f"{case}@0ms")
+        if direct and through:
+            found.append(f"{case} {through / direct:.2f}")
+    return found
+
+
 def format_table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -416,7 +433,7 @@ def render(summaries: list[Summary], tools: Sequence[str], runs: int) -> str:
 
     def cell(d: dict[str, float], tool: str, fmt: str, fails: dict[str, int]) -> str:
         if tool not in d:
-            return "FAIL"
+            return "FAIL" if fails.get(tool) else "-"  # "-": not run in this leg
         return format(d[tool], fmt) + (f" !{fails[tool]}" if fails.get(tool) else "")
 
     others = [t for t in tools if t != "runctl"] if "runctl" in tools else []
@@ -442,7 +459,9 @@ def render(summaries: list[Summary], tools: Sequence[str], runs: int) -> str:
             [
                 s.case,
                 *(
-                    f"{s.client_cpu_s[t]:.2f} / {s.server_cpu_s[t]:.2f}" if t in s.client_cpu_s else "FAIL"
+                    f"{s.client_cpu_s[t]:.2f} / {s.server_cpu_s[t]:.2f}"
+                    if t in s.client_cpu_s
+                    else ("FAIL" if s.failures.get(t) else "-")
                     for t in tools
                 ),
             ]
@@ -504,7 +523,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=None, help="parent of the scratch directory")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (data, logs)")
     p.add_argument("--label", default="", help="free text stored in the JSON results")
+    p.add_argument(
+        "--delay-ms",
+        default=None,
+        help="comma-separated one-way delays, e.g. 0,10: every client reaches the server through "
+        "bench/delay_path.py with that delay each way (and s5cmd also directly, to show its cost)",
+    )
     args = p.parse_args(argv)
+    args.delays = [float(d) for d in args.delay_ms.split(",")] if args.delay_ms else []
     args.case_list = [c.strip() for c in args.cases.split(",") if c.strip()]
     args.tool_list = [t.strip() for t in args.tools.split(",") if t.strip()]
     bad = [c for c in args.case_list if c not in CASES] + [t for t in args.tool_list if t not in TOOLS]
@@ -538,22 +564,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"server {server.endpoint} (pid {server.pid}, cpu {SERVER_CPU}); {versions}", file=sys.stderr
             )
             seed(env, data, args.case_list)
-            for run in range(args.runs):
-                for case in args.case_list:
-                    for tool in rotated(args.tool_list, run):
-                        m = measure(case, tool, run, env, data, args)
-                        results.append(m)
-                        print(
-                            f"run {run + 1}/{args.runs} {case:<15} {tool:<6} {m.seconds:7.3f}s "
-                            f"rss {m.max_rss_mib:5.0f} MiB {'ok' if m.ok else 'FAIL'}",
-                            file=sys.stderr,
-                        )
+            with ExitStack() as paths:
+                # (label suffix, environment, tools): direct, or through each delay path; with
+                # delays, s5cmd also goes direct so the path's own cost shows.
+                port = int(server.endpoint.rsplit(":", 1)[1])
+                legs: list[tuple[str, Env, list[str]]] = [("", env, args.tool_list)]
+                if args.delays:
+                    legs = [("@direct", env, ["s5cmd"])] if "s5cmd" in args.tool_list else []
+                for delay in args.delays:
+                    via = paths.enter_context(delay_path(port, delay, cpu=SERVER_CPU))
+                    legs.append((f"@{delay:g}ms", env.through(f"http://127.0.0.1:{via}"), args.tool_list))
+                for run in range(args.runs):
+                    for suffix, leg_env, tools in legs:
+                        for case in args.case_list:
+                            for tool in rotated(tools, run):
+                                m = measure(case, tool, run, leg_env, data, args)
+                                m.case += suffix
+                                results.append(m)
+                                print(
+                                    f"run {run + 1}/{args.runs} {m.case:<22} {tool:<6} {m.seconds:7.3f}s "
+                                    f"rss {m.max_rss_mib:5.0f} MiB {'ok' if m.ok else 'FAIL'}",
+                                    file=sys.stderr,
+                                )
+                case_labels = [case + suffix for suffix, _, _ in legs for case in args.case_list]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    summaries = summarize(results, args.case_list, args.tool_list)
+    summaries = summarize(results, case_labels, args.tool_list)
     print(render(summaries, args.tool_list, args.runs))
+    overhead = path_overhead(summaries, args.case_list)
+    if overhead:
+        print("delay path's own cost (s5cmd through it at 0 ms / direct): " + ", ".join(overhead))
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / f"s3_bench-{started:%Y%m%d-%H%M%S}.json"
     document = {
@@ -568,6 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_after": os.getloadavg(),
         },
         "summary": [asdict(s) for s in summaries],
+        "delay_path_overhead": overhead,
         "measurements": [asdict(m) for m in results],
     }
     out.write_text(json.dumps(document, indent=2) + "\n")
