@@ -93,6 +93,16 @@ class TransferResult(Result):
             doc["plan"] = [a.to_dict() for a in self.plan.all_actions()] if self.plan else []
         return doc
 
+    def to_dict_without_plan(self) -> dict[str, Any]:
+        """``to_dict()`` but for a dry run's ``plan`` (which the CLI streams)."""
+        plan, self.plan = self.plan, None
+        try:
+            doc = self.to_dict()
+        finally:
+            self.plan = plan
+        doc.pop("plan", None)
+        return doc
+
 
 @dataclass
 class ListResult:

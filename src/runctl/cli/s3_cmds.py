@@ -111,7 +111,9 @@ def filter_from(args: argparse.Namespace) -> Any:
 
 def render_transfer(console: Console, result: TransferResult) -> int:
     """Print a transfer's result; return its exit code (1 when some items failed)."""
-    if console.json:
+    if console.json and result.dry_run and result.plan is not None:
+        _stream_plan_document(console, result)
+    elif console.json:
         console.document(result.to_dict())
     else:
         from ..sizes import human_size
@@ -251,3 +253,17 @@ async def _list_recursive(args: argparse.Namespace, settings: Settings, console:
         shutil.copyfileobj(spool, console.out)
         console.out.write("], " + tail[1:] + "\n")
     return 0
+
+
+def _stream_plan_document(console: Console, result: TransferResult) -> None:
+    """A dry run's document with its ``plan`` array written action by action: a plan of a
+    million copies (most of them in its spill file) is never built as one list. The same
+    document as ``result.to_dict()``, with ``plan`` last."""
+    import json
+
+    assert result.plan is not None
+    doc = result.to_dict_without_plan()
+    console.out.write(json.dumps(doc, ensure_ascii=False)[:-1] + ', "plan": [')
+    for i, action in enumerate(result.plan.all_actions()):
+        console.out.write((", " if i else "") + json.dumps(action.to_dict(), ensure_ascii=False))
+    console.out.write("]}\n")
