@@ -34,6 +34,14 @@ class Console:
         """The single JSON document of a command (JSON mode only)."""
         self.out.write(json.dumps(doc, ensure_ascii=False) + "\n")
 
+    def document_with_array(self, doc: dict[str, Any], key: str, items: Iterable[str]) -> None:
+        """``doc`` with one more field, ``key``, last: an array written item by item from
+        ``items`` (each already JSON), so a million-item array is never one list."""
+        self.out.write(json.dumps(doc, ensure_ascii=False)[:-1] + f', "{key}": [')
+        for i, item in enumerate(items):
+            self.out.write((", " if i else "") + item)
+        self.out.write("]}\n")
+
     def emit_line(self, doc: dict[str, Any], text: str) -> None:
         """One streaming record: an NDJSON object or a text line (for watch-style commands)."""
         self.out.write((json.dumps(doc, ensure_ascii=False) if self.json else text) + "\n")

@@ -225,7 +225,6 @@ async def _list_recursive(args: argparse.Namespace, settings: Settings, console:
     (memory first, then disk) and out only once the listing is complete, so a listing
     that fails half way prints the error document and nothing else."""
     import json
-    import shutil
     import tempfile
 
     from .. import api
@@ -241,29 +240,20 @@ async def _list_recursive(args: argparse.Namespace, settings: Settings, console:
         return 0
     with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8") as spool:
         async for key, e in api.iter_objects(args.url, settings=settings):
-            spool.write((", " if count else "") + json.dumps(object_doc(key, e), ensure_ascii=False))
+            spool.write(json.dumps(object_doc(key, e), ensure_ascii=False) + "\n")  # one per line
             count += 1
             total += e.size
-        head = json.dumps(
-            {"ok": True, "command": "list", "url": args.url, "prefixes": []}, ensure_ascii=False
-        )
-        tail = json.dumps({"count": count, "bytes": total})
-        console.out.write(head[:-1] + ', "objects": [')
         spool.seek(0)
-        shutil.copyfileobj(spool, console.out)
-        console.out.write("], " + tail[1:] + "\n")
+        doc = {"ok": True, "command": "list", "url": args.url, "prefixes": [], "count": count, "bytes": total}
+        console.document_with_array(doc, "objects", (line.rstrip("\n") for line in spool))
     return 0
 
 
 def _stream_plan_document(console: Console, result: TransferResult) -> None:
     """A dry run's document with its ``plan`` array written action by action: a plan of a
-    million copies (most of them in its spill file) is never built as one list. The same
-    document as ``result.to_dict()``, with ``plan`` last."""
+    million copies (most of them in its spill file) is never built as one list."""
     import json
 
     assert result.plan is not None
-    doc = result.to_dict_without_plan()
-    console.out.write(json.dumps(doc, ensure_ascii=False)[:-1] + ', "plan": [')
-    for i, action in enumerate(result.plan.all_actions()):
-        console.out.write((", " if i else "") + json.dumps(action.to_dict(), ensure_ascii=False))
-    console.out.write("]}\n")
+    actions = (json.dumps(a.to_dict(), ensure_ascii=False) for a in result.plan.all_actions())
+    console.document_with_array(result.to_dict_without_plan(), "plan", actions)

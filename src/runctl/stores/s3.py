@@ -497,7 +497,7 @@ class S3Store(Store):
             args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
             if token:
                 args["ContinuationToken"] = token
-            page = await asyncio.to_thread(client.list_objects_v2, **args)
+            page = await self._botocore(client.list_objects_v2, **args)
             for obj in page.get("Contents", []):
                 yield obj["Key"], obj["Size"], obj["LastModified"].timestamp(), obj.get("ETag")
             token = page.get("NextContinuationToken")
@@ -576,7 +576,7 @@ class S3Store(Store):
         objs: builtins.list[Entry] = []
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "Delimiter": "/"}
         while True:
-            page = await asyncio.to_thread(client.list_objects_v2, **args)
+            page = await self._botocore(client.list_objects_v2, **args)
             dirs += [p["Prefix"][n:] for p in page.get("CommonPrefixes", [])]
             objs += [
                 Entry(o["Key"][n:], o["Size"], o["LastModified"].timestamp(), o.get("ETag"))
