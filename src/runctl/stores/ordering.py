@@ -11,11 +11,16 @@ in memory, not the whole listing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import heapq
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TypeVar
 
 from ..spill import Spill, entry_row, row_entry
 from .base import Entry
+
+T = TypeVar("T")
 
 SPILL_AT = 100_000
 """Entries sorted in memory before a run goes to disk (~30 MB of entries)."""
@@ -56,3 +61,75 @@ def _spill(batch: list[Entry]) -> Spill:
     for entry in batch:
         run.append(entry_row(entry))
     return run
+
+
+Source = list[T] | Callable[[], AsyncIterator[T]]
+"""A run of items already in hand, or a listing to start when its turn comes near."""
+
+
+async def concat_in_parallel(
+    sources: Sequence[Source[T]], window: int, batch: int = 1000, batches_ahead: int = 2
+) -> AsyncIterator[T]:
+    """The items of ``sources``, source after source, in the order given, while up to
+    ``window`` of the listings ahead of the one being read run at the same time.
+
+    This is how a prefix is listed in parallel without losing its order: the key space
+    is cut into ranges that are listed at once and read back one after another. Each
+    listing buffers at most ``batches_ahead`` batches of ``batch`` items before it
+    waits for the reader, so memory is bounded by the window, not the listing. An error
+    in a listing is raised here, when the reader reaches it; leaving early (or an
+    error) cancels every listing still running.
+    """
+    started: dict[int, tuple[asyncio.Task[None], asyncio.Queue[list[T] | BaseException | None]]] = {}
+    next_to_start = 0
+
+    def start_ahead(current: int) -> None:
+        nonlocal next_to_start
+        running = sum(1 for i in started if i >= current)
+        while next_to_start < len(sources) and running < window:
+            source = sources[next_to_start]
+            if callable(source):
+                queue: asyncio.Queue[list[T] | BaseException | None] = asyncio.Queue(batches_ahead)
+                started[next_to_start] = (asyncio.create_task(_fill(source, queue, batch)), queue)
+                running += 1
+            next_to_start += 1
+
+    try:
+        for i, source in enumerate(sources):
+            start_ahead(i)
+            if not callable(source):
+                for item in source:
+                    yield item
+                continue
+            task, queue = started[i]
+            while (got := await queue.get()) is not None:
+                if isinstance(got, BaseException):
+                    raise got
+                for item in got:
+                    yield item
+            await task
+            del started[i]
+    finally:
+        for task, _ in started.values():
+            task.cancel()
+        for task, _ in started.values():
+            with contextlib.suppress(BaseException):
+                await task
+
+
+async def _fill(
+    source: Callable[[], AsyncIterator[T]], queue: asyncio.Queue[list[T] | BaseException | None], size: int
+) -> None:
+    try:
+        chunk: list[T] = []
+        async for item in source():
+            chunk.append(item)
+            if len(chunk) >= size:
+                await queue.put(chunk)
+                chunk = []
+        if chunk:
+            await queue.put(chunk)
+    except Exception as exc:  # handed to the reader, which raises it in order
+        await queue.put(exc)
+        return
+    await queue.put(None)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import html
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,9 +31,10 @@ from ..errors import (
     RunctlError,
     UsageError,
 )
+from . import s3_listing
 from .base import Entry, ProgressFn, Reader, Store
 from .local import CHUNK
-from .ordering import in_key_order
+from .ordering import SPILL_AT, in_key_order
 from .s3_config import S3Options, store_kwargs
 
 if TYPE_CHECKING:
@@ -322,6 +324,8 @@ class S3Store(Store):
         self._store = _ObS3Store(bucket, **self._kwargs)
         self._ranges_ignored = False
         """Set once the server has answered a ranged GET with the whole body."""
+        self._boto: Any = None
+        self._client_lock = asyncio.Lock()
 
     # -- errors -----------------------------------------------------------------
     def map_error(self, exc: BaseException, path: str | None = None) -> BaseException:
@@ -423,20 +427,29 @@ class S3Store(Store):
         """All objects under the prefix, in key order (UTF-8 byte order, which is Python's
         string order), across every page.
 
-        AWS documents that order, so its listing streams as served (checked as it goes: a
-        key out of order is an error, never a wrong merge). Other servers are sorted here
-        (stores.ordering, in bounded memory): SeaweedFS, which ``runctl local-s3`` ships,
-        pages in directory-walk order (``a/b`` before ``a-b``), and sync's merge would then
-        copy a file and delete it in the same run. Directory markers (empty ``dir/``
-        objects) are skipped. Keys that cannot be a relative path (``..``, a leading
-        ``/``, ``//``) are yielded as-is so the engine can refuse them by name.
+        A listing longer than one page is listed in parallel (stores.s3_listing cuts the
+        prefix where its tree branches). AWS documents key order, so its pages stream as
+        served; other servers are sorted here (stores.ordering, in bounded memory):
+        SeaweedFS, which ``runctl local-s3`` ships, pages in directory-walk order (``a/b``
+        before ``a-b``), and sync's merge would then copy a file and delete it in the
+        same run. Either way the order is checked as it goes: a key out of order is an
+        error, never a wrong merge. Directory markers (empty ``dir/`` objects) are
+        skipped. Keys that cannot be a relative path (``..``, a leading ``/``, ``//``)
+        are yielded as-is so the engine can refuse them by name.
         """
-        if not self.lists_in_key_order:
-            async for entry in in_key_order(self._list_as_served()):
-                yield entry
-            return
+        raw = self._raw_list(self.prefix)
+        first: builtins.list[_Listed] = []
+        async for item in raw:
+            first.append(item)
+            if len(first) >= _ONE_PAGE:
+                break
+        if len(first) < _ONE_PAGE:
+            listing = self._in_order(self._list_as_served(_replay(first)), in_key_order)
+        else:
+            await raw.aclose()  # before the next page is asked for
+            listing = self._list_in_parallel()
         last = ""
-        async for entry in self._list_as_served():
+        async for entry in listing:
             if entry.path < last:
                 raise RunctlError(
                     f"{self.endpoint} listed {self.url}{entry.path} after {self.url}{last}: "
@@ -452,11 +465,67 @@ class S3Store(Store):
         host = urlsplit(str(self._kwargs.get("endpoint") or "https://s3.amazonaws.com")).hostname or ""
         return host == "amazonaws.com" or host.endswith(".amazonaws.com")
 
-    async def _list_as_served(self) -> AsyncIterator[Entry]:
-        """The listing in the server's order (markers are recognised by what follows them)."""
+    def _in_order(
+        self, served: AsyncIterator[Entry], sort: Callable[[AsyncIterator[Entry]], AsyncIterator[Entry]]
+    ) -> AsyncIterator[Entry]:
+        return served if self.lists_in_key_order else sort(served)
+
+    def _list_in_parallel(self) -> AsyncIterator[Entry]:
+        """The listing as ranges listed side by side and read back in order."""
+        return s3_listing.listing(self._level, self._list_range)
+
+    def _list_range(self, key: str) -> AsyncIterator[Entry]:
+        """Every object under ``key`` (a prefix below the store's, ending in "/")."""
+        prefix = self.prefix + key
+        raw = self._raw_list(prefix) if _obstore_lists(key) else self._botocore_list(prefix)
+        # Ranges sort in memory side by side: each spills to disk sooner.
+        return self._in_order(
+            _below(key, self._list_as_served(raw)),
+            functools.partial(in_key_order, spill_at=SPILL_AT // s3_listing.WINDOW),
+        )
+
+    async def _level(self, key: str, limit: int | None) -> s3_listing.Level | None:
+        """One delimited level below ``key``: (sub-prefixes, objects), relative to the
+        store; None when it holds more than ``limit`` entries, or its first page is a
+        flat run of objects with more to come (a level not worth cutting)."""
+        client = await self._client()
+        n = len(self.prefix)
+        dirs: builtins.list[str] = []
+        objs: builtins.list[Entry] = []
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": self.prefix + key,
+            "Delimiter": "/",
+            "MaxKeys": s3_listing.LEVEL_PAGE,
+        }
+        while True:
+            page = await self._botocore(client.list_objects_v2, **args)
+            dirs += [p["Prefix"][n:] for p in page.get("CommonPrefixes", [])]
+            objs += [
+                Entry(o["Key"][n:], o["Size"], o["LastModified"].timestamp(), o.get("ETag"))
+                for o in page.get("Contents", [])
+            ]
+            if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                # SeaweedFS lists a directory's marker as an empty object named like the
+                # directory (no slash): the same reading as _list_as_served's.
+                subdirs = set(dirs)
+                return dirs, [o for o in objs if o.size or o.path + "/" not in subdirs]
+            if limit is not None and (not dirs or len(dirs) + len(objs) >= limit):
+                return None
+            args["ContinuationToken"] = page["NextContinuationToken"]
+
+    async def _client(self) -> Any:
+        """One botocore client per store (creating one costs ~50 ms; they are thread-safe)."""
+        async with self._client_lock:
+            if self._boto is None:
+                self._boto = await asyncio.to_thread(_botocore_client, self._options, self._kwargs)
+        return self._boto
+
+    async def _list_as_served(self, raw: AsyncIterator[_Listed]) -> AsyncIterator[Entry]:
+        """A listing in the server's order (markers are recognised by what follows them)."""
         n = len(self.prefix)
         pending: Entry | None = None
-        async for key, size, mtime, etag in self._raw_list(self.prefix):
+        async for key, size, mtime, etag in raw:
             entry = Entry(key[n:], size, mtime, etag)
             is_marker = (
                 pending is not None and pending.size == 0 and entry.path.startswith(pending.path + "/")
@@ -474,7 +543,7 @@ class S3Store(Store):
             return True
         return await self.stat(entry.path) is not None
 
-    async def _raw_list(self, prefix: str) -> AsyncIterator[tuple[str, int, float, str | None]]:
+    async def _raw_list(self, prefix: str) -> AsyncGenerator[_Listed]:
         try:
             stream = obstore.list(self._store, prefix or None, chunk_size=1000)
             async for batch in stream:
@@ -490,8 +559,8 @@ class S3Store(Store):
                 return
             raise self.map_error(exc) from exc
 
-    async def _botocore_list(self, prefix: str) -> AsyncIterator[tuple[str, int, float, str | None]]:
-        client = _botocore_client(self._options, self._kwargs)
+    async def _botocore_list(self, prefix: str) -> AsyncIterator[_Listed]:
+        client = await self._client()
         token: str | None = None
         while True:
             args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
@@ -570,21 +639,9 @@ class S3Store(Store):
         return dirs, objs
 
     async def _botocore_list_dir(self) -> tuple[builtins.list[str], builtins.list[Entry]]:
-        client = _botocore_client(self._options, self._kwargs)
-        n = len(self.prefix)
-        dirs: builtins.list[str] = []
-        objs: builtins.list[Entry] = []
-        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "Delimiter": "/"}
-        while True:
-            page = await self._botocore(client.list_objects_v2, **args)
-            dirs += [p["Prefix"][n:] for p in page.get("CommonPrefixes", [])]
-            objs += [
-                Entry(o["Key"][n:], o["Size"], o["LastModified"].timestamp(), o.get("ETag"))
-                for o in page.get("Contents", [])
-            ]
-            if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
-                return dirs, objs
-            args["ContinuationToken"] = page["NextContinuationToken"]
+        level = await self._level("", None)
+        assert level is not None  # no limit: the whole level
+        return level
 
     def listed_digest(self, entry: Entry) -> tuple[DigestSpec, str] | None:
         """The ETag, as what it is: the MD5 of a single-part object, or ``md5(part
@@ -750,3 +807,30 @@ def _botocore_client(options: S3Options, kwargs: dict[str, Any]) -> Any:
 
 def _path(entry: Entry) -> str:
     return entry.path
+
+
+_Listed = tuple[str, int, float, str | None]
+"""A raw listing row: (key, size, mtime, ETag)."""
+_ONE_PAGE = 1000
+"""A listing that ends within its first page is not worth cutting into ranges."""
+_OBSTORE_ESCAPES = re.compile(r'[\x00-\x1f\x7f\\{}^%`\[\]"<>~#|]|//|(^|/)\.\.?(/|$)')
+"""What obstore's paths would percent-encode or refuse in a prefix."""
+
+
+def _obstore_lists(key: str) -> bool:
+    """Whether obstore lists under ``key`` exactly (else botocore, which sends it as is)."""
+    return _OBSTORE_ESCAPES.search(key) is None
+
+
+async def _replay(rows: builtins.list[_Listed]) -> AsyncIterator[_Listed]:
+    for row in rows:
+        yield row
+
+
+async def _below(key: str, raw: AsyncIterator[Entry]) -> AsyncIterator[Entry]:
+    """Only what is strictly under ``key``: obstore lists the range's own marker
+    ``dir/`` as ``dir``, which SeaweedFS may serve after the keys below it (so it is
+    not recognised as a marker by what follows) and answers a HEAD for."""
+    async for entry in raw:
+        if entry.path.startswith(key):
+            yield entry
