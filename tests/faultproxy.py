@@ -4,7 +4,14 @@ It sits in front of a real S3 server and forwards every request byte for byte (t
 Host header included, so SigV4 signatures stay valid), one fresh upstream connection
 per request, while keeping the client's connection alive. A programmable plan of
 faults decides, request by request, to answer with an S3 error instead, to reset the
-connection part-way through the response body, or to stall (accept and never answer).
+connection part-way through the response body, to stall (accept and never answer), to
+cut the connection part-way through the request body (``cut``: a connection lost
+mid-upload), or to add latency (``delay``: once per request, or after every so many
+bytes of body each way, a slow link). It counts the body bytes it relays each way
+(``body_bytes``), so a test can act when a transfer is part-way through.
+
+``TcpCutter`` (at the end) is the same idea one level down: a plain TCP relay that
+resets a connection after N bytes in one direction (an SSH session dropped mid-stream).
 
 Every blocking call has a timeout and every loop checks the stop flag, so ``stop()``
 ends it promptly whatever the clients do.
@@ -21,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 IO_TIMEOUT = 30.0
@@ -37,7 +45,7 @@ _MESSAGES = {
 
 @dataclass
 class Fault:
-    """One rule of the plan. ``kind`` is "status", "reset" or "stall".
+    """One rule of the plan. ``kind`` is "status", "reset", "stall", "cut", "delay" or "flip".
 
     A rule matches a request by method and a regex searched in the request target
     (path and query) and, optionally, in one header's value. ``times=None`` means
@@ -54,6 +62,11 @@ class Fault:
     message: str = "Please reduce your request rate."
     after_bytes: int = 0
     applied: int = 0
+    seconds: float = 0.0
+    """``delay``: the added latency (per request, or per ``per_bytes`` of body)."""
+    per_bytes: int = 0
+    """``delay``: 0 adds ``seconds`` once, before the request goes upstream; N > 0 adds it
+    after every N bytes of request body and of response body."""
 
     def matches(self, req: Request) -> bool:
         if self.times is not None and self.applied >= self.times:
@@ -100,8 +113,24 @@ class _Closed(Exception):
     """The peer went away (or the proxy is stopping)."""
 
 
+_STREAMED = ("cut", "delay")
+"""Fault kinds whose request body is relayed upstream piece by piece as it arrives."""
+
+
+@dataclass
+class _Pace:
+    """A ``delay`` fault's pacing of one exchange: sleep ``seconds`` after every
+    ``per_bytes`` of body, request and response counted together."""
+
+    seconds: float
+    per_bytes: int
+    since: int = 0
+
+
 class FaultProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, port: int = 0) -> None:
+        """``port``: where to listen (0: any free port); a given one lets a test stop the
+        proxy and start another in its place, as the same endpoint."""
         parts = urlsplit(upstream)
         assert parts.scheme == "http" and parts.hostname and parts.port, upstream
         self._upstream = (parts.hostname, parts.port)
@@ -111,7 +140,9 @@ class FaultProxy:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._conns: set[socket.socket] = set()
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._body_up = 0  # request body bytes sent upstream (framing included)
+        self._body_down = 0  # response body bytes sent to clients
+        self._listener = socket.create_server(("127.0.0.1", port))
         self._listener.settimeout(0.2)
         self.port: int = self._listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -159,6 +190,70 @@ class FaultProxy:
     ) -> Fault:
         """Read matching requests and never answer (until the client gives up or the proxy stops)."""
         return self.add(Fault("stall", method, path, header, times))
+
+    def flip(
+        self,
+        times: int | None = 1,
+        *,
+        at: int,
+        method: str | None = "GET",
+        path: str = "",
+        header: tuple[str, str] | None = None,
+    ) -> Fault:
+        """Forward matching requests, with the response body's byte at offset ``at``
+        inverted (framing included, for a chunked body): bytes damaged on the way."""
+        return self.add(Fault("flip", method, path, header, times, after_bytes=at))
+
+    def cut(
+        self,
+        times: int | None = 1,
+        *,
+        after_bytes: int,
+        method: str | None = "PUT",
+        path: str = "",
+        header: tuple[str, str] | None = None,
+    ) -> Fault:
+        """Relay matching requests' bodies upstream as they arrive, then, after
+        ``after_bytes`` of body (at most all but its last byte, so the server never has a
+        whole request), reset the client's connection and drop the upstream one: a
+        connection lost mid-upload. A request without a body is cut before it is sent."""
+        return self.add(Fault("cut", method, path, header, times, after_bytes=after_bytes))
+
+    def delay(
+        self,
+        seconds: float,
+        times: int | None = None,
+        *,
+        per_bytes: int = 0,
+        method: str | None = None,
+        path: str = "",
+        header: tuple[str, str] | None = None,
+    ) -> Fault:
+        """Forward matching requests late: ``seconds`` once before each goes upstream, or,
+        with ``per_bytes``, ``seconds`` after every ``per_bytes`` of its request body and
+        of its response body (a slow link: about per_bytes/seconds bytes/s per connection)."""
+        return self.add(Fault("delay", method, path, header, times, seconds=seconds, per_bytes=per_bytes))
+
+    def body_bytes(self) -> tuple[int, int]:
+        """(request body bytes sent upstream, response body bytes sent to clients) so far."""
+        with self._lock:
+            return self._body_up, self._body_down
+
+    def wait_body_bytes(self, *, up: int = 0, down: int = 0, timeout: float = 20.0) -> bool:
+        """Wait until at least ``up`` request and ``down`` response body bytes went through;
+        False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent_up, sent_down = self.body_bytes()
+            if sent_up >= up and sent_down >= down:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def _count(self, up: int = 0, down: int = 0) -> None:
+        with self._lock:
+            self._body_up += up
+            self._body_down += down
 
     def clear(self) -> None:
         with self._lock:
@@ -232,8 +327,12 @@ class FaultProxy:
                 if head is None:
                     return  # clean close between requests
                 req, raw_head = head
-                body = self._read_body(conn, req.headers)
                 fault = self._decide(req)
+                if fault is not None and fault.kind in _STREAMED:
+                    if not self._forward_streamed(conn, req, raw_head, fault):
+                        return
+                    continue
+                body = self._read_body(conn, req.headers)
                 if fault is None:
                     keep = self._forward(client, req, raw_head, body, None)
                 elif fault.kind == "status":
@@ -241,6 +340,9 @@ class FaultProxy:
                     keep = True
                 elif fault.kind == "reset":
                     keep = self._forward(client, req, raw_head, body, fault.after_bytes)
+                elif fault.kind == "flip":
+                    flipping = cast(socket.socket, _FlipBody(client, fault.after_bytes))
+                    keep = self._forward(flipping, req, raw_head, body, None)
                 else:  # stall: hold the connection, answer nothing
                     self._stall(client)
                     return
@@ -365,7 +467,19 @@ class FaultProxy:
         self, client: socket.socket, req: Request, up: socket.socket, request: bytes, reset_after: int | None
     ) -> bool:
         up.sendall(request)
-        upc = _Conn(up)
+        self._count(up=len(request) - request.index(b"\r\n\r\n") - 4)
+        return self._relay_response(client, req, _Conn(up), reset_after)
+
+    def _relay_response(
+        self,
+        client: socket.socket,
+        req: Request,
+        upc: _Conn,
+        reset_after: int | None,
+        pace: _Pace | None = None,
+    ) -> bool:
+        """Stream the upstream's answer to the client (paced by a ``delay`` fault's
+        ``per_bytes``); return whether to keep the client connection."""
         status_head = self._read_head_response(upc)
         client.sendall(status_head)
         status, headers = _parse_response_head(status_head)
@@ -376,10 +490,11 @@ class FaultProxy:
             if budget[0] is not None:
                 if len(data) >= budget[0]:
                     client.sendall(data[: budget[0]])
+                    self._count(down=budget[0])
                     _reset(client)
                     raise _Closed
                 budget[0] -= len(data)
-            client.sendall(data)
+            self._send_paced(client, data, pace, up=False)
 
         no_body = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         if no_body:
@@ -438,6 +553,132 @@ class FaultProxy:
                         return
             send(self._take(upc, size + 2))
 
+    # -- cut and delay: the request body relayed as it arrives ----------------------------
+    def _forward_streamed(self, conn: _Conn, req: Request, raw_head: bytes, fault: Fault) -> bool:
+        """Forward one request for a ``cut`` or ``delay`` fault; return whether to keep
+        the client connection (a cut never does)."""
+        pace = (
+            _Pace(fault.seconds, fault.per_bytes) if fault.kind == "delay" and fault.per_bytes > 0 else None
+        )
+        if fault.kind == "delay" and pace is None:
+            self._pause(fault.seconds)
+        with self._connect_upstream(small_buffer=pace is not None) as up:
+            with self._lock:
+                self._conns.add(up)
+            try:
+                if fault.kind == "cut":
+                    self._send_cut(conn, req, raw_head, up, fault.after_bytes)
+                up.sendall(raw_head)
+                for piece in self._body_pieces(conn, req.headers):
+                    self._send_paced(up, piece, pace, up=True)
+                return self._relay_response(conn.sock, req, _Conn(up), None, pace)
+            finally:
+                with self._lock:
+                    self._conns.discard(up)
+
+    def _connect_upstream(self, *, small_buffer: bool) -> socket.socket:
+        """A connection to the upstream. ``small_buffer``: a 64 KiB receive buffer (set
+        before connecting, so the kernel does not grow it): when the answer is paced, the
+        server is held back too, instead of having written megabytes into loopback
+        buffers already (a server killed then would seem to finish sending)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(IO_TIMEOUT)
+            if small_buffer:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            sock.connect(self._upstream)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _send_cut(self, conn: _Conn, req: Request, raw_head: bytes, up: socket.socket, after: int) -> None:
+        """Send the head and at most ``after`` bytes of the body (never all of it), then
+        reset both connections. Always raises ``_Closed``."""
+        values = {k.lower(): v for k, v in req.headers}
+        chunked = "chunked" in values.get("transfer-encoding", "").lower()
+        pieces: Iterator[bytes]
+        if chunked:
+            whole = self._read_chunked(conn)
+            total, pieces = len(whole), iter([whole])
+        else:
+            total, pieces = int(values.get("content-length", "0") or 0), self._body_pieces(conn, req.headers)
+        if total > 0:  # a head announcing a body is never a whole request on its own
+            up.sendall(raw_head)
+            left = min(after, total - 1)
+            for piece in pieces:
+                if left <= 0:
+                    break
+                part = piece[:left]
+                up.sendall(part)
+                self._count(up=len(part))
+                left -= len(part)
+        _reset(conn.sock)
+        _reset(up)
+        raise _Closed
+
+    def _body_pieces(self, conn: _Conn, headers: list[tuple[str, str]]) -> Iterator[bytes]:
+        """The raw request body (framing included) in the pieces it arrives in; a chunked
+        body is read whole first (it is one piece)."""
+        values = {k.lower(): v for k, v in headers}
+        if "chunked" in values.get("transfer-encoding", "").lower():
+            yield self._read_chunked(conn)
+            return
+        left = int(values.get("content-length", "0") or 0)
+        while left:
+            if not conn.buf and not self._recv(conn):
+                raise _Closed
+            piece = bytes(conn.buf[:left])
+            del conn.buf[: len(piece)]
+            left -= len(piece)
+            yield piece
+
+    def _send_paced(self, sock: socket.socket, data: bytes, pace: _Pace | None, *, up: bool) -> None:
+        """``sendall``, counted; with ``pace``, a pause after every ``per_bytes``."""
+        at = 0
+        while at < len(data):
+            n = len(data) - at if pace is None else min(len(data) - at, pace.per_bytes - pace.since)
+            sock.sendall(data[at : at + n])
+            if up:
+                self._count(up=n)
+            else:
+                self._count(down=n)
+            at += n
+            if pace is None:
+                continue
+            pace.since += n
+            if pace.since >= pace.per_bytes:
+                pace.since = 0
+                self._pause(pace.seconds)
+
+    def _pause(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Closed
+
+
+class _FlipBody:
+    """A client socket whose first ``sendall`` (the response head) goes out as is, and
+    whose later ones (the body) have the byte at offset ``at`` of the body inverted."""
+
+    def __init__(self, sock: socket.socket, at: int) -> None:
+        self._sock = sock
+        self._at = at
+        self._head_sent = False
+
+    def sendall(self, data: bytes) -> None:
+        if not self._head_sent:
+            self._head_sent = True
+        elif 0 <= self._at < len(data):
+            damaged = bytearray(data)
+            damaged[self._at] ^= 0xFF
+            self._at, data = -1, bytes(damaged)
+        elif self._at >= 0:
+            self._at -= len(data)
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
 
 def _parse_response_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
     lines = head[:-4].decode("latin-1").split("\r\n")
@@ -459,9 +700,149 @@ def _close(sock: socket.socket) -> None:
 
 
 @contextmanager
-def running(upstream: str) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(upstream).start()
+def running(upstream: str, port: int = 0) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(upstream, port).start()
     try:
         yield proxy
     finally:
         proxy.stop()
+
+
+# -- a TCP relay that drops a connection after N bytes ---------------------------------
+
+
+class TcpCutter:
+    """A TCP relay on loopback in front of ``upstream_port`` (an sshd, say). It counts the
+    bytes it relays each way, and can reset a connection, both sides with RST, once
+    ``up_after`` bytes went client -> server or ``down_after`` bytes server -> client on
+    it: a link that dies part-way through a stream. ``times``: how many connections to
+    cut (None: every one); ``set_cut`` changes the plan for connections opened later.
+
+    One thread per connection; every wait is a 0.2 s select that checks the stop flag, so
+    ``stop()`` ends it promptly."""
+
+    def __init__(
+        self,
+        upstream_port: int,
+        *,
+        up_after: int | None = None,
+        down_after: int | None = None,
+        times: int | None = None,
+    ) -> None:
+        self._upstream = ("127.0.0.1", upstream_port)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._socks: set[socket.socket] = set()
+        self._plan: tuple[int | None, int | None, int | None] = (up_after, down_after, times)
+        self.up_bytes = 0
+        self.down_bytes = 0
+        self.connections = 0
+        self.cuts = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port: int = self._listener.getsockname()[1]
+
+    def set_cut(
+        self, up_after: int | None = None, down_after: int | None = None, times: int | None = None
+    ) -> None:
+        with self._lock:
+            self._plan = (up_after, down_after, times)
+
+    def start(self) -> TcpCutter:
+        self._spawn(self._accept_loop)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            socks = list(self._socks)
+        for s in socks:
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        for t in list(self._threads):
+            t.join(timeout=5)
+        self._listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        with self._lock:
+            self._threads = [x for x in self._threads if x.is_alive()]
+            self._threads.append(t)
+        t.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                up_after, down_after, times = self._plan
+                cut = times is None or self.cuts < times  # a cut already spent does not repeat
+                self.connections += 1
+            self._spawn(self._relay, client, up_after if cut else None, down_after if cut else None)
+
+    def _relay(self, client: socket.socket, up_after: int | None, down_after: int | None) -> None:
+        try:
+            server = socket.create_connection(self._upstream, timeout=IO_TIMEOUT)
+        except OSError:
+            _reset(client)
+            return
+        with self._lock:
+            self._socks.update((client, server))
+        budgets = {client: up_after, server: down_after}
+        peer = {client: server, server: client}
+        open_ends = {client, server}
+        try:
+            while open_ends and not self._stop.is_set():
+                ready, _, _ = select.select(list(open_ends), [], [], 0.2)
+                for src in ready:
+                    data = src.recv(65536)
+                    if not data:  # half-close: pass the FIN on
+                        open_ends.discard(src)
+                        with suppress(OSError):
+                            peer[src].shutdown(socket.SHUT_WR)
+                        continue
+                    budget = budgets[src]
+                    if budget is not None and len(data) >= budget:
+                        peer[src].sendall(data[:budget])
+                        self._tally(src is client, budget)
+                        with self._lock:
+                            self.cuts += 1
+                        return
+                    if budget is not None:
+                        budgets[src] = budget - len(data)
+                    peer[src].sendall(data)
+                    self._tally(src is client, len(data))
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                self._socks.difference_update((client, server))
+            _reset(client)
+            _reset(server)
+
+    def _tally(self, up: bool, n: int) -> None:
+        with self._lock:
+            if up:
+                self.up_bytes += n
+            else:
+                self.down_bytes += n
+
+
+@contextmanager
+def tcp_cutter(
+    upstream_port: int,
+    *,
+    up_after: int | None = None,
+    down_after: int | None = None,
+    times: int | None = None,
+) -> Iterator[TcpCutter]:
+    relay = TcpCutter(upstream_port, up_after=up_after, down_after=down_after, times=times).start()
+    try:
+        yield relay
+    finally:
+        relay.stop()

@@ -14,6 +14,8 @@ S3's ETag). Kinds:
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MD5 = "md5"
@@ -37,29 +39,92 @@ def file_digest(path: str, spec: DigestSpec) -> str | None:
     Reads the file once, 1 MiB at a time. An ``s3-etag`` whose part count differs from
     the object's differs from its ETag too (the ``-N`` suffix), so no count is needed.
     """
-    if spec.kind in (MD5, SHA256):
-        whole = hashlib.new(spec.kind, usedforsecurity=False)
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                whole.update(chunk)
-        return whole.hexdigest()
-    if spec.kind != S3_ETAG or spec.part_size <= 0:
+    hasher = StreamHasher.of(spec)
+    if hasher is None:
         return None
-    part = spec.part_size
-    digests: list[bytes] = []
-    current = hashlib.md5(usedforsecurity=False)
-    filled = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
-            view = memoryview(chunk)
-            while view:
-                take = min(len(view), part - filled)
-                current.update(view[:take])
-                filled += take
-                view = view[take:]
-                if filled == part:
-                    digests.append(current.digest())
-                    current, filled = hashlib.md5(usedforsecurity=False), 0
-    if filled or not digests:
-        digests.append(current.digest())
-    return hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest() + f"-{len(digests)}"
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def md5_hex(data: bytes | memoryview) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def etag_of_parts(part_md5s: Sequence[bytes]) -> str:
+    """S3's multipart ETag from the binary MD5 of each part, in order: ``md5(concat)-N``."""
+    return hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest() + f"-{len(part_md5s)}"
+
+
+def parts_for(size: int, part_size: int) -> int:
+    """How many ``part_size``-byte parts an object of ``size`` bytes has (an empty one: 1)."""
+    return max(1, -(-size // part_size))
+
+
+class StreamHasher:
+    """The digest ``spec`` of bytes fed in order (any split: ``s3-etag`` parts are cut at
+    ``part_size`` boundaries whatever the pieces). One implementation for ``--checksum``
+    (``file_digest``), uploads and downloads (runctl.integrity)."""
+
+    __slots__ = ("_current", "_filled", "_parts", "_spec", "_whole")
+
+    def __init__(self, spec: DigestSpec) -> None:
+        self._spec = spec
+        self._whole = hashlib.new(spec.kind, usedforsecurity=False) if spec.kind in (MD5, SHA256) else None
+        self._parts: list[bytes] = []
+        self._current = hashlib.md5(usedforsecurity=False)
+        self._filled = 0
+
+    @classmethod
+    def of(cls, spec: DigestSpec) -> StreamHasher | None:
+        """A hasher for ``spec``, or None for a kind this cannot compute."""
+        if spec.kind in (MD5, SHA256) or (spec.kind == S3_ETAG and spec.part_size > 0):
+            return cls(spec)
+        return None
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self._whole is not None:
+            self._whole.update(data)
+            return
+        part = self._spec.part_size
+        view = memoryview(data)
+        while view:
+            take = min(len(view), part - self._filled)
+            self._current.update(view[:take])
+            self._filled += take
+            view = view[take:]
+            if self._filled == part:
+                self._parts.append(self._current.digest())
+                self._current, self._filled = hashlib.md5(usedforsecurity=False), 0
+
+    def hexdigest(self) -> str:
+        if self._whole is not None:
+            return self._whole.hexdigest()
+        parts = list(self._parts)
+        if self._filled or not parts:
+            parts.append(self._current.digest())
+        return etag_of_parts(parts)
+
+
+_MD5_RE = re.compile(r"[0-9a-f]{32}")
+_MULTIPART_RE = re.compile(r"([0-9a-f]{32})-([1-9][0-9]{0,4})")
+
+
+def etag_digest(etag: str | None, part_size: int) -> tuple[DigestSpec, str] | None:
+    """What an S3 ETag says about the content, if it has the form of a digest: a plain MD5
+    (32 hex digits: a single-part object), or ``md5(part md5s)-N`` taken to have parts of
+    ``part_size`` bytes (the upload's rule), else None. Whether the ETag *is* a digest
+    (not one of SSE-KMS / SSE-C, whose ETags only look like it) is not known here."""
+    text = (etag or "").strip().strip('"').lower()
+    if _MD5_RE.fullmatch(text):
+        return DigestSpec(MD5), text
+    if _MULTIPART_RE.fullmatch(text) and part_size > 0:
+        return DigestSpec(S3_ETAG, part_size), text
+    return None
+
+
+def etag_parts(etag: str) -> int | None:
+    """The part count of a multipart ETag (``...-N``), or None for any other form."""
+    found = _MULTIPART_RE.fullmatch(etag.strip().strip('"').lower())
+    return int(found.group(2)) if found else None

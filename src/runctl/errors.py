@@ -137,3 +137,13 @@ class Interrupted(RunctlError):
     code = "interrupted"
     fatal = True
     default_hint = "Nothing was left at a final name half-written; run the command again to resume."
+
+
+class IntegrityError(NetworkError):
+    """Bytes moved do not match the digest their source vouches for (exit 5, as network
+    errors: the bytes were damaged on the way). A NetworkError, so the engine retries the
+    file once; not fatal: the other files of a transfer carry on."""
+
+    code = "integrity"
+    fatal = False
+    default_hint = "Run it again; if it persists, check what sits between you and the server."

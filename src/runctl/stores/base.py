@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from ..digests import DigestSpec
     from ..engine.execute import ExecOptions, PlanSession
+    from ..integrity import Expected
 
 ProgressFn = Callable[[int], None]
 EntryKind = Literal["file", "dir", "symlink"]
@@ -52,6 +53,9 @@ class Reader(ABC):
     """True when the source ignored the byte range asked for and this reader yields the
     whole file from byte 0 (some S3-compatible servers answer a ranged GET with 200 and
     the whole body): a reader of ranges then takes the file from this one stream."""
+    expected: Expected | None = None
+    """The digest the source vouches for the whole file (S3: one recorded in metadata at
+    upload, else the ETag), for the writer to check before the file takes its name."""
 
     @abstractmethod
     def chunks(self) -> AsyncIterator[bytes]:

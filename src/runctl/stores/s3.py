@@ -14,23 +14,25 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 import obstore
 from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store as _ObS3Store
 
-from ..digests import MD5, S3_ETAG, DigestSpec
+from ..digests import MD5, S3_ETAG, DigestSpec, StreamHasher, etag_digest, etag_parts, md5_hex, parts_for
 from ..errors import (
     AccessDeniedError,
     BucketNotFoundError,
     CredentialsError,
+    IntegrityError,
     NetworkError,
     NotFoundError,
     RunctlError,
     UsageError,
 )
+from ..integrity import Expected, Tally, etag_vouches, mismatch, off_loop
 from . import s3_listing
 from .base import Entry, ProgressFn, Reader, Store
 from .local import CHUNK
@@ -43,6 +45,11 @@ if TYPE_CHECKING:
 MAX_PARTS = 10_000
 MTIME_KEY = "mtime"
 """User metadata key for the source mtime (x-amz-meta-mtime, the same key rclone uses)."""
+MD5_KEY = "runctl-md5"
+"""User metadata key for the MD5 of an object uploaded in one PUT (x-amz-meta-runctl-md5):
+a digest downloads can check that, unlike the ETag, survives copies and SSE-KMS."""
+DIGEST_CODES = frozenset({"BadDigest", "XAmzContentSHA256Mismatch"})
+"""S3 error codes for a body that arrived other than it was sent (its checksum differs)."""
 
 _STATUS_RE = re.compile(r"Server returned non-2xx status code: (\d{3})")
 _BAD_PATH_RE = re.compile(r'Error parsing Path "(.*)": |Path "(.*)" contained empty path segment')
@@ -255,13 +262,20 @@ class S3Reader(Reader):
     servers that answer a ranged GET with all of it."""
 
     def __init__(
-        self, result: GetResult, *, skip: int = 0, limit: int | None = None, whole: bool = False
+        self,
+        result: GetResult,
+        *,
+        skip: int = 0,
+        limit: int | None = None,
+        whole: bool = False,
+        expected: Expected | None = None,
     ) -> None:
         self._result = result
         self.size = int(result.meta["size"])
         raw = result.attributes.get(MTIME_KEY)
         self.mtime = _parse_mtime(raw)
         self.whole = whole
+        self.expected = expected
         self._skip = skip
         self._limit = limit
 
@@ -323,6 +337,8 @@ class S3Store(Store):
         self.endpoint = self._kwargs.get("endpoint", "AWS S3")
         self._store = _ObS3Store(bucket, **self._kwargs)
         self._ranges_ignored = False
+        self.tally = Tally()
+        """Uploads verified against the server's ETag, or not (runctl.integrity)."""
         """Set once the server has answered a ranged GET with the whole body."""
         self._boto: Any = None
         self._client_lock = asyncio.Lock()
@@ -647,12 +663,7 @@ class S3Store(Store):
         """The ETag, as what it is: the MD5 of a single-part object, or ``md5(part
         md5s)-N`` of a multipart one, whose parts we assume runctl's own part size
         rule chose (``part_size_for`` with this store's part size)."""
-        etag = (entry.etag or "").strip('"')
-        if not etag:
-            return None
-        if "-" not in etag:
-            return DigestSpec(MD5), etag
-        return DigestSpec(S3_ETAG, part_size_for(entry.size, self.part_size)), etag
+        return etag_digest(entry.etag, part_size_for(entry.size, self.part_size))
 
     # -- reading ----------------------------------------------------------------
     async def stat(self, path: str) -> Entry | None:
@@ -690,7 +701,7 @@ class S3Store(Store):
                 self._ranges_ignored = True
                 return await self._open_whole(path, offset, length)
             raise self.map_error(exc, path) from exc
-        return S3Reader(result)
+        return S3Reader(result, expected=self._expected(path, result) if offset == 0 else None)
 
     async def _open_whole(self, path: str, offset: int, length: int | None) -> Reader:
         """For a server that ignores Range (it answers 200 with the whole body, as ``rclone
@@ -702,13 +713,47 @@ class S3Store(Store):
         except Exception as exc:
             raise self.map_error(exc, path) from exc
         if offset == 0:
-            return S3Reader(result, whole=True)
+            return S3Reader(result, whole=True, expected=self._expected(path, result))
         return S3Reader(result, skip=offset, limit=length)
+
+    def _expected(self, path: str, result: GetResult) -> Expected | None:
+        """The digest a GET's answer vouches for: the MD5 runctl recorded at upload, else
+        the ETag when it is a plain MD5 or a multipart ETag whose part count fits runctl's
+        part size rule (then each part is ``part_size_for`` bytes, assumed until a
+        mismatch makes ``_etag_vouches`` ask). None: nothing usable, nothing checked."""
+        recorded = etag_digest(result.attributes.get(MD5_KEY), 0)
+        if recorded is not None and recorded[0].kind == MD5:
+            return Expected(recorded[0], recorded[1], "recorded MD5")
+        size = int(result.meta["size"])
+        part = part_size_for(size, self.part_size)
+        found = etag_digest(result.meta["e_tag"], part)
+        if found is None:
+            return None
+        spec, value = found
+        if spec.kind == S3_ETAG and etag_parts(value) != parts_for(size, part):
+            return None  # uploaded with another part size: its parts are unknown
+
+        async def recheck() -> bool:
+            return await self._etag_vouches(path, part if spec.kind == S3_ETAG else None)
+
+        return Expected(spec, value, "ETag", recheck)
+
+    async def _etag_vouches(self, path: str, part_size: int | None) -> bool:
+        """Whether the object's ETag is a digest of its content (one HEAD, asked only after
+        a mismatch): not under SSE-KMS or SSE-C; for a multipart ETag, only when the
+        server says its first part is ``part_size`` bytes (HEAD with partNumber=1)."""
+        client = await off_loop(_botocore_client, self._options, self._kwargs)
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.prefix + path}
+        if part_size is not None:
+            args["PartNumber"] = 1
+        head = await self._botocore(client.head_object, **args)
+        return etag_vouches(head, aws=self.lists_in_key_order, part_size=part_size)
 
     # -- writing ----------------------------------------------------------------
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
         key = self.prefix + path
         require_object_key(self.bucket, key)  # before any request (a key S3 would refuse, or worse)
+        local = None
         try:
             local = src.local_file(entry.path)
             if local is not None:
@@ -719,28 +764,64 @@ class S3Store(Store):
             attrs: dict[str, str] = {MTIME_KEY: f"{mtime:.6f}"}
             part = part_size_for(size, self.part_size)
             if size <= part:
-                # One PUT (atomic by nature), bounded by the part size. A local file is
-                # handed over by path: obstore reads it off the event loop.
-                body: Path | bytes = local if local is not None else await _collect(src, entry.path)
-                await obstore.put_async(self._store, key, body, attributes=attrs, use_multipart=False)
+                # One PUT (atomic by nature), bounded by the part size. Read and hashed in
+                # a thread: the MD5 goes in the metadata, and is what the ETag must be.
+                if local is not None:
+                    body, md5 = await off_loop(_read_hashed, local)
+                else:
+                    body = await _collect(src, entry.path)
+                    md5 = await off_loop(md5_hex, body)
+                attrs[MD5_KEY] = md5
+                put = await obstore.put_async(self._store, key, body, attributes=attrs, use_multipart=False)
                 progress(size)
+                sent, spec = md5, DigestSpec(MD5)
             else:
                 # Multipart: parts in flight in parallel; the object appears only on completion.
-                await obstore.put_async(
+                # Each part's MD5 is taken as it is read: the ETag must be md5(those)-N.
+                spec = DigestSpec(S3_ETAG, part)
+                hasher = StreamHasher(spec)
+                put = await obstore.put_async(
                     self._store,
                     key,
-                    _counted(_source_chunks(src, entry.path, part), progress),
+                    _counted(_source_chunks(src, entry.path, part, hasher), progress),
                     attributes=attrs,
                     use_multipart=True,
                     chunk_size=part,
                     max_concurrency=self.parts_in_flight,
                 )
+                sent = hasher.hexdigest()
         except FileNotFoundError as exc:
             if local is not None and exc.filename is not None:
                 raise NotFoundError(f"source file vanished: {local}") from exc
             raise self.map_error(exc, path) from exc
         except Exception as exc:
+            reply = ServerReply.parse(str(exc))
+            if reply.code in DIGEST_CODES:
+                # The server's checksum of the body differs from ours: damaged on the way.
+                raise IntegrityError(
+                    f"upload of {local or src.url + entry.path} to s3://{self.bucket}/{show_key(key)}: "
+                    f"{reply.reason}; nothing was stored"
+                ) from exc
             raise self.map_error(exc, path) from exc
+        await self._check_upload(path, str(local or src.url + entry.path), spec, sent, put.get("e_tag"))
+
+    async def _check_upload(
+        self, path: str, source: str, spec: DigestSpec, sent: str, etag: str | None
+    ) -> None:
+        """The ETag the server answered against the digest of the bytes sent: a mismatch
+        is an IntegrityError (retried), unless a HEAD shows the ETag is no digest."""
+        found = etag_digest(etag, spec.part_size)
+        if found is None or found[0].kind != spec.kind:
+            self.tally.unverified += 1  # no ETag, or one of another form (not a digest)
+            return
+        if found[1] == sent:
+            self.tally.verified += 1
+            return
+        if not await self._etag_vouches(path, spec.part_size if spec.kind == S3_ETAG else None):
+            self.tally.disowned += 1
+            return
+        what = f"upload of {source} to s3://{self.bucket}/{show_key(self.prefix + path)}"
+        raise mismatch(what, spec, sent, Expected(spec, found[1], "ETag"), upload=True)
 
     async def delete(self, paths: Iterable[str]) -> None:
         keys = [self.prefix + p for p in paths]
@@ -772,17 +853,30 @@ async def _collect(src: Store, path: str) -> bytes:
     return b"".join([bytes(c) async for c in reader.chunks()])
 
 
-async def _source_chunks(src: Store, path: str, size: int) -> AsyncIterator[bytes]:
-    """Stream a source file in ``size``-byte pieces (local files are read directly)."""
+async def _source_chunks(src: Store, path: str, size: int, hasher: StreamHasher) -> AsyncIterator[bytes]:
+    """Stream a source file in ``size``-byte pieces (local files are read directly), each
+    fed to ``hasher`` as it is read, off the event loop."""
     local = src.local_file(path)
     if local is not None:
         with open(local, "rb") as fh:
-            while data := fh.read(size):
+            while data := await off_loop(_read_into, fh, size, hasher):
                 yield data
         return
     reader = await src.open(path)
     async for chunk in reader.chunks():
+        await off_loop(hasher.update, chunk)
         yield chunk
+
+
+def _read_into(fh: BinaryIO, size: int, hasher: StreamHasher) -> bytes:
+    data = fh.read(size)
+    hasher.update(data)
+    return data
+
+
+def _read_hashed(path: Path) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    return data, md5_hex(data)
 
 
 async def _counted(chunks: AsyncIterator[bytes], progress: ProgressFn) -> AsyncIterator[bytes]:

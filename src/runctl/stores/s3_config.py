@@ -94,6 +94,10 @@ def store_kwargs(opts: S3Options) -> dict[str, Any]:
 
     kwargs: dict[str, Any] = {
         "region": region,
+        # Every PUT and part carries x-amz-checksum-sha256: the server refuses a body that
+        # arrived damaged (BadDigest) instead of storing it. SigV4's payload hash is no such
+        # check on every server (SeaweedFS stores a body that does not match it).
+        "checksum_algorithm": "sha256",
         "client_options": {
             "connect_timeout": timedelta(seconds=opts.connect_timeout),
             "read_timeout": timedelta(seconds=opts.idle_timeout),
