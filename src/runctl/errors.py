@@ -130,6 +130,14 @@ class LocalIOError(RunctlError):
     default_hint = "Check the path, its permissions and the free space (df -h)."
 
 
+class SourceChangedError(LocalIOError):
+    """A source file changed while it was read for upload (GNU tar's "file changed as we
+    read it"): what was read is no version of the file, so it is not stored."""
+
+    code = "source_changed"
+    default_hint = "Something is still writing it; upload it again once it is complete."
+
+
 class Interrupted(RunctlError):
     """The user pressed Ctrl-C (exit 130)."""
 

@@ -10,6 +10,7 @@ import asyncio
 import builtins
 import functools
 import html
+import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ..errors import (
     NetworkError,
     NotFoundError,
     RunctlError,
+    SourceChangedError,
     UsageError,
 )
 from ..integrity import Expected, Tally, etag_vouches, mismatch, off_loop
@@ -269,8 +271,11 @@ class S3Reader(Reader):
         limit: int | None = None,
         whole: bool = False,
         expected: Expected | None = None,
+        errors: Callable[[BaseException], BaseException] | None = None,
     ) -> None:
         self._result = result
+        self._errors = errors
+        """Maps a failure mid-body (the server gone, a reset) to a typed error."""
         self.size = int(result.meta["size"])
         raw = result.attributes.get(MTIME_KEY)
         self.mtime = _parse_mtime(raw)
@@ -280,6 +285,15 @@ class S3Reader(Reader):
         self._limit = limit
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._body():
+                yield chunk
+        except Exception as exc:
+            if self._errors is None:
+                raise
+            raise self._errors(exc) from exc
+
+    async def _body(self) -> AsyncIterator[bytes]:
         if not self._skip and self._limit is None:
             async for chunk in self._result.stream(min_chunk_size=CHUNK):
                 yield chunk  # obstore.Bytes supports the buffer protocol
@@ -701,7 +715,11 @@ class S3Store(Store):
                 self._ranges_ignored = True
                 return await self._open_whole(path, offset, length)
             raise self.map_error(exc, path) from exc
-        return S3Reader(result, expected=self._expected(path, result) if offset == 0 else None)
+        return S3Reader(
+            result,
+            expected=self._expected(path, result) if offset == 0 else None,
+            errors=functools.partial(self.map_error, path=path),
+        )
 
     async def _open_whole(self, path: str, offset: int, length: int | None) -> Reader:
         """For a server that ignores Range (it answers 200 with the whole body, as ``rclone
@@ -713,8 +731,15 @@ class S3Store(Store):
         except Exception as exc:
             raise self.map_error(exc, path) from exc
         if offset == 0:
-            return S3Reader(result, whole=True, expected=self._expected(path, result))
-        return S3Reader(result, skip=offset, limit=length)
+            return S3Reader(
+                result,
+                whole=True,
+                expected=self._expected(path, result),
+                errors=functools.partial(self.map_error, path=path),
+            )
+        return S3Reader(
+            result, skip=offset, limit=length, errors=functools.partial(self.map_error, path=path)
+        )
 
     def _expected(self, path: str, result: GetResult) -> Expected | None:
         """The digest a GET's answer vouches for: the MD5 runctl recorded at upload, else
@@ -754,11 +779,13 @@ class S3Store(Store):
         key = self.prefix + path
         require_object_key(self.bucket, key)  # before any request (a key S3 would refuse, or worse)
         local = None
+        changed: _Watch | None = None
         try:
             local = src.local_file(entry.path)
             if local is not None:
                 st = local.stat()
                 size, mtime = st.st_size, st.st_mtime
+                planned = _version(st)
             else:
                 size, mtime = entry.size, entry.mtime
             attrs: dict[str, str] = {MTIME_KEY: f"{mtime:.6f}"}
@@ -767,7 +794,7 @@ class S3Store(Store):
                 # One PUT (atomic by nature), bounded by the part size. Read and hashed in
                 # a thread: the MD5 goes in the metadata, and is what the ETag must be.
                 if local is not None:
-                    body, md5 = await off_loop(_read_hashed, local)
+                    body, md5 = await off_loop(_read_hashed, local, planned)
                 else:
                     body = await _collect(src, entry.path)
                     md5 = await off_loop(md5_hex, body)
@@ -780,10 +807,11 @@ class S3Store(Store):
                 # Each part's MD5 is taken as it is read: the ETag must be md5(those)-N.
                 spec = DigestSpec(S3_ETAG, part)
                 hasher = StreamHasher(spec)
+                changed = _Watch(local, planned if local is not None else None)
                 put = await obstore.put_async(
                     self._store,
                     key,
-                    _counted(_source_chunks(src, entry.path, part, hasher), progress),
+                    _counted(_source_chunks(src, entry.path, part, hasher, changed), progress),
                     attributes=attrs,
                     use_multipart=True,
                     chunk_size=part,
@@ -795,6 +823,9 @@ class S3Store(Store):
                 raise NotFoundError(f"source file vanished: {local}") from exc
             raise self.map_error(exc, path) from exc
         except Exception as exc:
+            if changed is not None and changed.error is not None:
+                # Raised in the part stream: obstore aborted the upload; nothing is stored.
+                raise changed.error from exc
             reply = ServerReply.parse(str(exc))
             if reply.code in DIGEST_CODES:
                 # The server's checksum of the body differs from ours: damaged on the way.
@@ -804,6 +835,13 @@ class S3Store(Store):
                 ) from exc
             raise self.map_error(exc, path) from exc
         await self._check_upload(path, str(local or src.url + entry.path), spec, sent, put.get("e_tag"))
+        if local is not None and await off_loop(_changed_since, local, planned):
+            # What was read is whole and stored, but it is no longer the file: say so, as
+            # tar does, rather than report a copy of a file that is not there any more.
+            raise SourceChangedError(
+                f"{local} changed while it was being uploaded; "
+                f"s3://{self.bucket}/{show_key(key)} holds the version read before the change"
+            )
 
     async def _check_upload(
         self, path: str, source: str, spec: DigestSpec, sent: str, etag: str | None
@@ -853,14 +891,21 @@ async def _collect(src: Store, path: str) -> bytes:
     return b"".join([bytes(c) async for c in reader.chunks()])
 
 
-async def _source_chunks(src: Store, path: str, size: int, hasher: StreamHasher) -> AsyncIterator[bytes]:
+async def _source_chunks(
+    src: Store, path: str, size: int, hasher: StreamHasher, watch: _Watch
+) -> AsyncIterator[bytes]:
     """Stream a source file in ``size``-byte pieces (local files are read directly), each
-    fed to ``hasher`` as it is read, off the event loop."""
+    fed to ``hasher`` as it is read, off the event loop. A local file that changes while
+    it is read (``watch``) ends the stream with an error: obstore then aborts the upload."""
     local = src.local_file(path)
     if local is not None:
+        read = 0
         with open(local, "rb") as fh:
             while data := await off_loop(_read_into, fh, size, hasher):
+                read += len(data)
+                watch.check(fh.fileno(), read, done=False)
                 yield data
+            watch.check(fh.fileno(), read, done=True)
         return
     reader = await src.open(path)
     async for chunk in reader.chunks():
@@ -874,9 +919,46 @@ def _read_into(fh: BinaryIO, size: int, hasher: StreamHasher) -> bytes:
     return data
 
 
-def _read_hashed(path: Path) -> tuple[bytes, str]:
-    data = path.read_bytes()
+def _read_hashed(path: Path, planned: tuple[int, int, int]) -> tuple[bytes, str]:
+    """The whole file and its MD5, refused if it is not the version planned (a file
+    rewritten in place while it is read would be stored as a mix of two versions)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+        _Watch(path, planned).check(fh.fileno(), len(data), done=True)
     return data, md5_hex(data)
+
+
+def _changed_since(path: Path, planned: tuple[int, int, int]) -> bool:
+    try:
+        return _version(path.stat())[:2] != planned[:2]
+    except FileNotFoundError:
+        return False  # gone: what was read is its last version
+
+
+def _version(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a file is written: its size, mtime (ns) and inode."""
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+class _Watch:
+    """Checks, as a source file is read, that it is still the version that was planned."""
+
+    def __init__(self, path: Path | None, planned: tuple[int, int, int] | None) -> None:
+        self._path = path
+        self._planned = planned
+        self.error: SourceChangedError | None = None
+
+    def check(self, fd: int, read: int, *, done: bool) -> None:
+        if self._planned is None:
+            return
+        now = _version(os.fstat(fd))
+        size = self._planned[0]
+        if now[:2] != self._planned[:2] or read > size or (done and read != size):
+            self.error = SourceChangedError(
+                f"{self._path} changed while it was read for upload "
+                f"({size:,} bytes planned, {now[0]:,} now); it was not stored"
+            )
+            raise self.error
 
 
 async def _counted(chunks: AsyncIterator[bytes], progress: ProgressFn) -> AsyncIterator[bytes]:
