@@ -536,6 +536,8 @@ class S3Store(Store):
                 for o in page.get("Contents", [])
             ]
             if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                if self.lists_in_key_order:  # AWS: raw keys, a marker is "dir/" itself
+                    return dirs, objs
                 # SeaweedFS lists a directory's marker as an empty object named like the
                 # directory (no slash): the same reading as _list_as_served's.
                 subdirs = set(dirs)
