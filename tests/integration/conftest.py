@@ -1,4 +1,5 @@
-"""Integration fixtures: one private OpenSSH sshd per session (see tests/sshd.py)."""
+"""Integration fixtures: one private OpenSSH sshd per session (see tests/sshd.py), and a
+fault-injecting proxy in front of the S3 server (tests/faultproxy.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,25 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import sshd
+from tests.conftest import S3Server, botocore_client
+from tests.faultproxy import FaultProxy, running
+
+
+@pytest.fixture
+def proxy(s3_env: S3Server) -> Iterator[FaultProxy]:
+    with running(s3_env.endpoint) as p:
+        yield p
+
+
+@pytest.fixture
+def direct(s3_env: S3Server) -> Any:
+    """A botocore client that talks to SeaweedFS itself, bypassing the proxy."""
+    return botocore_client(s3_env.endpoint, s3_env.server.access_key, s3_env.server.secret_key)
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CliResult, S3Server, botocore_client, key_of
-from tests.faultproxy import FaultProxy, running
+from tests.conftest import CliResult, S3Server, key_of
+from tests.faultproxy import FaultProxy
 from tests.integration.faults_support import (
     MiB,
     Weed,
@@ -44,18 +43,6 @@ pytestmark = pytest.mark.integration
 PART = ("--part-size", "5MiB")
 SIZES = {"small": 1 * MiB + 3, "multipart": 12 * MiB + 5}
 """A single-request object, and one of three parts (5 + 5 + 2 MiB) with --part-size 5MiB."""
-
-
-@pytest.fixture
-def proxy(s3_env: S3Server) -> Iterator[FaultProxy]:
-    with running(s3_env.endpoint) as p:
-        yield p
-
-
-@pytest.fixture
-def direct(s3_env: S3Server) -> Any:
-    """A botocore client that talks to SeaweedFS itself, bypassing the proxy."""
-    return botocore_client(s3_env.endpoint, s3_env.server.access_key, s3_env.server.secret_key)
 
 
 def via(proxy: FaultProxy, *argv: str, env: dict[str, str] | None = None) -> CliResult:

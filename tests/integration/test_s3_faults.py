@@ -9,28 +9,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CliResult, S3Server, botocore_client, cli, key_of, write_tree
-from tests.faultproxy import FaultProxy, running
+from tests.conftest import CliResult, S3Server, cli, key_of, write_tree
+from tests.faultproxy import FaultProxy
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def proxy(s3_env: S3Server) -> Iterator[FaultProxy]:
-    with running(s3_env.endpoint) as p:
-        yield p
-
-
-@pytest.fixture
-def direct(s3_env: S3Server) -> Any:
-    """A botocore client that talks to SeaweedFS itself, bypassing the proxy."""
-    return botocore_client(s3_env.endpoint, s3_env.server.access_key, s3_env.server.secret_key)
 
 
 def via(proxy: FaultProxy, *argv: str) -> CliResult:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,9 @@ from runctl.stores.factory import open_local, open_s3
 from runctl.stores.local import LocalStore
 from runctl.stores.s3 import MD5_KEY
 from tests.conftest import CliResult, RcloneS3, S3Server, botocore_client, cli, key_of
-from tests.faultproxy import FaultProxy, running
+from tests.faultproxy import FaultProxy
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def proxy(s3_env: S3Server) -> Iterator[FaultProxy]:
-    with running(s3_env.endpoint) as p:
-        yield p
-
-
-@pytest.fixture
-def direct(s3_env: S3Server) -> Any:
-    return botocore_client(s3_env.endpoint, s3_env.server.access_key, s3_env.server.secret_key)
 
 
 def via(proxy: FaultProxy, *argv: str) -> CliResult:
