@@ -18,6 +18,31 @@ from runctl import local_s3
 from runctl.cli.main import run_cli
 from tests.ssm_emulator import SSMEmulator
 
+SUITE_SECRET = "SUITEsecret0runctl0must0never0print0this0b7e1"
+"""The secret key of the suite's S3 servers: recognisable, so that every output the suite
+captures can be searched for it (issue 11: no output ever carries a secret)."""
+RCLONE_SECRET = "RCLONEsecret0runctl0must0never0print0c41d"
+SECRETS = (SUITE_SECRET, RCLONE_SECRET)
+
+
+def leaked(text: str) -> str | None:
+    """The first suite secret found in ``text``, if any."""
+    return next((secret for secret in SECRETS if secret in text), None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Fail any test whose captured output, logs or failure report carry a suite secret."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    texts = [content for name, content in report.sections if name.endswith(report.when)]
+    if report.longrepr is not None:
+        texts.append(str(report.longrepr))
+    found = next((s for s in map(leaked, texts) if s is not None), None)
+    if found is not None and report.outcome != "skipped":
+        report.outcome = "failed"
+        report.longrepr = f"a suite secret ({found[:12]}...) appears in what this test captured"
+
 
 @dataclass
 class S3Server:
@@ -39,7 +64,7 @@ class S3Server:
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     data = tmp_path_factory.mktemp("seaweedfs")
-    server = local_s3.start(data, buckets=("runctl-test", "runctl-other"))
+    server = local_s3.start(data, buckets=("runctl-test", "runctl-other"), secret_key=SUITE_SECRET)
     try:
         yield S3Server(server, "runctl-test")
     finally:
@@ -67,6 +92,12 @@ class CliResult:
     code: int
     out: str
     err: str
+
+    def __post_init__(self) -> None:
+        # Every command the suite runs through these helpers is searched for its secrets.
+        for stream in (self.out, self.err):
+            found = leaked(stream)
+            assert found is None, f"a suite secret ({found[:12]}...) appears in runctl's output"
 
     def json(self) -> object:
         import json
@@ -264,7 +295,7 @@ class RcloneS3:
     root: Path
     bucket: str
     access_key: str = "rclone-key"
-    secret_key: str = "rclone-secret"
+    secret_key: str = RCLONE_SECRET
 
     def env(self) -> dict[str, str]:
         return {

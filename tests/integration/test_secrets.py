@@ -4,9 +4,10 @@ as real processes, run with recognisable secret access keys and session tokens; 
 of those strings may appear in anything they print. An SSH private key's material must
 not appear either.
 
-(The issue also asks for the whole suite to run with recognisable test secrets and for
-everything it captured to be searched; that is a follow-up. This test covers the S3
-commands, the Python API's errors and exec over SSH.)"""
+The whole suite runs with recognisable secrets too (tests/conftest.py: SUITE_SECRET for
+its S3 servers): every CliResult and everything a test captures (output, logs, failure
+reports) is searched for them. This test adds session tokens, ``-v`` tracebacks and the
+Python API's errors, and exec over SSH (private key material)."""
 
 from __future__ import annotations
 
