@@ -45,7 +45,8 @@ _MESSAGES = {
 
 @dataclass
 class Fault:
-    """One rule of the plan. ``kind`` is "status", "reset", "stall", "cut", "delay" or "flip".
+    """One rule of the plan. ``kind`` is "status", "reset", "stall", "cut", "delay", "flip" or
+    "flip-request".
 
     A rule matches a request by method and a regex searched in the request target
     (path and query) and, optionally, in one header's value. ``times=None`` means
@@ -204,6 +205,19 @@ class FaultProxy:
         inverted (framing included, for a chunked body): bytes damaged on the way."""
         return self.add(Fault("flip", method, path, header, times, after_bytes=at))
 
+    def flip_request(
+        self,
+        times: int | None = 1,
+        *,
+        at: int,
+        method: str | None = "PUT",
+        path: str = "",
+        header: tuple[str, str] | None = None,
+    ) -> Fault:
+        """Forward matching requests with the request body's byte at offset ``at``
+        inverted (framing included): an upload damaged on the way to the server."""
+        return self.add(Fault("flip-request", method, path, header, times, after_bytes=at))
+
     def cut(
         self,
         times: int | None = 1,
@@ -343,6 +357,11 @@ class FaultProxy:
                 elif fault.kind == "flip":
                     flipping = cast(socket.socket, _FlipBody(client, fault.after_bytes))
                     keep = self._forward(flipping, req, raw_head, body, None)
+                elif fault.kind == "flip-request":
+                    damaged = bytearray(body)
+                    if fault.after_bytes < len(damaged):
+                        damaged[fault.after_bytes] ^= 0xFF
+                    keep = self._forward(client, req, raw_head, bytes(damaged), None)
                 else:  # stall: hold the connection, answer nothing
                     self._stall(client)
                     return

@@ -275,3 +275,42 @@ def test_a_multipart_upload_carries_sha256_checksums_the_server_checks(
     assert head["ETag"].strip('"') == multipart_etag(data, 5 * MiB)
     assert head.get("ChecksumSHA256"), head
     assert MD5_KEY not in head["Metadata"]  # sent before the data: no whole-file digest
+
+
+@pytest.mark.parametrize(
+    ("size", "part"), [(100_000, None), (12 * MiB + 1, "5MiB")], ids=["single", "multipart"]
+)
+def test_a_byte_flipped_in_an_upload_body_is_refused_and_retried(
+    s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path, size: int, part: str | None
+) -> None:
+    """The server checks the body's x-amz-checksum-sha256: a damaged PUT (or part) is
+    refused (BadDigest), retried, and the object is the file, byte for byte."""
+    src = tmp_path / "up.bin"
+    data = os.urandom(size)
+    src.write_bytes(data)
+    url = s3_env.fresh_prefix() + "up.bin"
+    fault = proxy.flip_request(at=size // 3 if part is None else 1000, method="PUT")
+
+    res = via(proxy, *(("--part-size", part) if part else ()), "s3", "upload", str(src), url)
+
+    assert res.code == 0, res.err
+    assert fault.applied == 1
+    got = direct.get_object(Bucket=s3_env.bucket, Key=key_of(url))["Body"].read()
+    assert got == data
+
+
+def test_an_upload_damaged_every_time_fails_and_stores_nothing(
+    s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path
+) -> None:
+    src = tmp_path / "up.bin"
+    src.write_bytes(os.urandom(100_000))
+    url = s3_env.fresh_prefix() + "up.bin"
+    proxy.flip_request(times=None, at=5000, method="PUT")
+
+    res = via(proxy, "s3", "upload", str(src), url)
+
+    assert res.code == 5, res.err
+    lines = [line for line in res.err.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "up.bin" in lines[0], res.err
+    assert "Traceback" not in res.err
+    assert direct.list_objects_v2(Bucket=s3_env.bucket, Prefix=key_of(url)).get("KeyCount", 0) == 0
