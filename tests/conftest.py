@@ -40,8 +40,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         texts.append(str(report.longrepr))
     found = next((s for s in map(leaked, texts) if s is not None), None)
     if found is not None and report.outcome != "skipped":
+        where = [name for name, content in report.sections if leaked(content)] or ["the failure report"]
+        original = str(report.longrepr or "")
+        for secret in SECRETS:
+            original = original.replace(secret, "<SECRET>")
         report.outcome = "failed"
-        report.longrepr = f"a suite secret ({found[:12]}...) appears in what this test captured"
+        report.longrepr = (
+            f"a suite secret ({found[:12]}...) appears in what this test captured ({', '.join(where)})"
+            + (f"; the test's own report, redacted:\n{original}" if original else "")
+        )
 
 
 @dataclass

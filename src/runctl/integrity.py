@@ -59,6 +59,10 @@ class Tally:
     """Transfers with no usable digest (no ETag of a known form, another part layout)."""
     disowned: int = 0
     """Mismatches against an ETag that a HEAD showed was no digest (SSE-KMS, SSE-C)."""
+    resumed: int = 0
+    """Multipart uploads completed from the verified parts an earlier run left (s3_resume)."""
+    resumed_bytes: int = 0
+    """Bytes of those parts, not sent again."""
 
 
 class WriteHasher(Protocol):

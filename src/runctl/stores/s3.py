@@ -35,7 +35,7 @@ from ..errors import (
     UsageError,
 )
 from ..integrity import Expected, Tally, etag_vouches, mismatch, off_loop
-from . import s3_listing
+from . import s3_listing, s3_resume
 from .base import Entry, ProgressFn, Reader, Store
 from .local import CHUNK
 from .ordering import SPILL_AT, in_key_order
@@ -550,7 +550,7 @@ class S3Store(Store):
         """One botocore client per store (creating one costs ~50 ms; they are thread-safe)."""
         async with self._client_lock:
             if self._boto is None:
-                self._boto = await asyncio.to_thread(_botocore_client, self._options, self._kwargs)
+                self._boto = await off_loop(_botocore_client, self._options, self._kwargs)
         return self._boto
 
     async def _list_as_served(self, raw: AsyncIterator[_Listed]) -> AsyncIterator[Entry]:
@@ -638,7 +638,8 @@ class S3Store(Store):
         import botocore.exceptions
 
         try:
-            return await asyncio.to_thread(call, **args)
+            # off_loop: inline at interpreter exit, when a background upload may still run.
+            return await off_loop(functools.partial(call, **args))
         except botocore.exceptions.ClientError as exc:
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -808,6 +809,27 @@ class S3Store(Store):
                 # Multipart: parts in flight in parallel; the object appears only on completion.
                 # Each part's MD5 is taken as it is read: the ETag must be md5(those)-N.
                 spec = DigestSpec(S3_ETAG, part)
+                resumed = await self._resumable(key, local, size, part)
+                if resumed is not None and local is not None:
+                    try:
+                        etag, sent = await s3_resume.complete(
+                            self._botocore, await self._client(), self.bucket, key, local, size,
+                            part, resumed, self.parts_in_flight, progress,
+                        )  # fmt: skip
+                    except (NetworkError, CredentialsError):
+                        raise  # the parts stored so far stay, for the next run
+                    except RunctlError:  # the server refused those parts (InvalidRequest)
+                        await self.abort_upload(Upload(path, resumed.upload_id, 0.0))
+                        raise NetworkError(
+                            f"could not resume the unfinished upload of {local}; it was aborted",
+                            "Run it again: the file is then sent anew.",
+                        ) from None
+                    await self._check_upload(path, str(local), spec, sent, etag)
+                    self.tally.resumed += 1
+                    self.tally.resumed_bytes += resumed.skipped
+                    if await off_loop(_changed_since, local, planned):
+                        raise SourceChangedError(f"{local} changed while it was being uploaded")
+                    return
                 hasher = StreamHasher(spec)
                 changed = _Watch(local, planned if local is not None else None)
                 put = await obstore.put_async(
@@ -844,6 +866,22 @@ class S3Store(Store):
                 f"{local} changed while it was being uploaded; "
                 f"s3://{self.bucket}/{show_key(key)} holds the version read before the change"
             )
+
+    async def _resumable(
+        self, key: str, local: Path | None, size: int, part: int
+    ) -> s3_resume.Resumable | None:
+        """An unfinished upload of this local file to ``key`` that an earlier run left,
+        with parts that match it (s3_resume); None when there is none to reuse."""
+        if local is None:
+            return None
+        try:
+            return await s3_resume.find(
+                self._botocore, await self._client(), self.bucket, key, local, size, part
+            )
+        except RunctlError:
+            # No permission to list uploads (s3:ListBucketMultipartUploads), a server that
+            # lacks the call: nothing to resume; the upload itself says what is wrong, if anything.
+            return None
 
     async def _check_upload(
         self, path: str, source: str, spec: DigestSpec, sent: str, etag: str | None
