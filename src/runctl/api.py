@@ -66,6 +66,8 @@ async def transfer(
             raise outcome.failed[0].exc
     result = TransferResult.from_outcome(command, job.src.url, job.dst.url, job.plan, outcome)
     result.dry_run = dry_run
+    if job.dst.tally is not None:
+        result.resumed_bytes = job.dst.tally.resumed_bytes
     return result
 
 

@@ -59,6 +59,8 @@ class TransferResult(Result):
     deleted: int = 0
     skipped: int = 0
     plan: Plan | None = None
+    resumed_bytes: int = 0
+    """Bytes an earlier, interrupted run had stored and this one verified and reused."""
 
     @property
     def copied(self) -> int:
@@ -88,6 +90,8 @@ class TransferResult(Result):
             "copied": self.copied,
             "deleted": self.deleted,
             "skipped": self.skipped,
+            "resumed": self.resumed_bytes > 0,
+            "resumed_bytes": self.resumed_bytes,
         }
         if self.dry_run:
             doc["plan"] = [a.to_dict() for a in self.plan.all_actions()] if self.plan else []

@@ -42,9 +42,13 @@ def test_an_unfinished_upload_is_completed_with_only_the_missing_part(
     key = key_of(url)
     leave_unfinished(direct, s3_env.bucket, key, {1: data[:PART], 2: data[PART : 2 * PART]})
 
-    res = cli("--endpoint-url", proxy.endpoint, "--part-size", "5MiB", "s3", "upload", str(src), url)
+    res = cli(
+        "-o", "json", "--endpoint-url", proxy.endpoint, "--part-size", "5MiB", "s3", "upload", str(src), url
+    )
 
     assert res.code == 0, res.err
+    doc = res.json()
+    assert isinstance(doc, dict) and (doc["resumed"], doc["resumed_bytes"]) == (True, 2 * PART), doc
     assert len(part_puts(proxy)) == 1 and "partNumber=3" in part_puts(proxy)[0]
     got = direct.get_object(Bucket=s3_env.bucket, Key=key)["Body"].read()
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from ..digests import DigestSpec
     from ..engine.execute import ExecOptions, PlanSession
-    from ..integrity import Expected
+    from ..integrity import Expected, Tally
 
 ProgressFn = Callable[[int], None]
 EntryKind = Literal["file", "dir", "symlink"]
@@ -89,6 +89,8 @@ class Store(ABC):
     the two stores' numbers applies. Local disk gains little past a few dozen; S3, where
     each small request waits tens of milliseconds, wants hundreds."""
 
+    tally: Tally | None = None
+    """What this store checked or resumed as a destination (runctl.integrity), if it counts."""
     digests: frozenset[str] = frozenset()
     """Digest kinds (runctl.digests) ``digest`` can compute for any file of this store."""
 

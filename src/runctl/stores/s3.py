@@ -328,6 +328,7 @@ class S3Store(Store):
     listing_mtime_is_source = False
     item_field = "key"
     files_in_flight = 256
+    tally: Tally
     """As s5cmd's default workers: a small object is one request, bound by latency."""
     # S3 computes no digest on request; its listing carries the ETag (listed_digest).
 
