@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
 IO_TIMEOUT = 30.0
@@ -128,24 +128,68 @@ class _Pace:
     since: int = 0
 
 
-class FaultProxy:
+class _LoopbackServer:
+    """A listener on 127.0.0.1 with a thread per connection, all of them ended by ``stop()``:
+    the sockets in ``_conns`` are shut down to wake threads blocked on them, and every
+    wait checks ``_stop``. Subclasses say what to do with each accepted client."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._conns: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self._listener.settimeout(0.2)
+        self.port: int = self._listener.getsockname()[1]
+
+    def start(self) -> Self:
+        self._spawn(self._accept_loop)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            conns = list(self._conns)
+        for s in conns:  # wake threads blocked in recv; each closes its own sockets
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        for t in list(self._threads):
+            t.join(timeout=5)
+        self._listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        with self._lock:
+            self._threads = [x for x in self._threads if x.is_alive()]
+            self._threads.append(t)
+        t.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._accepted(client)
+
+    def _accepted(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class FaultProxy(_LoopbackServer):
     def __init__(self, upstream: str, port: int = 0) -> None:
         """``port``: where to listen (0: any free port); a given one lets a test stop the
         proxy and start another in its place, as the same endpoint."""
         parts = urlsplit(upstream)
         assert parts.scheme == "http" and parts.hostname and parts.port, upstream
+        super().__init__(port)
         self._upstream = (parts.hostname, parts.port)
-        self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._seen: list[Seen] = []
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._conns: set[socket.socket] = set()
         self._body_up = 0  # request body bytes sent upstream (framing included)
         self._body_down = 0  # response body bytes sent to clients
-        self._listener = socket.create_server(("127.0.0.1", port))
-        self._listener.settimeout(0.2)
-        self.port: int = self._listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
     # -- the plan ---------------------------------------------------------------------
@@ -295,40 +339,11 @@ class FaultProxy:
             return fault
 
     # -- life cycle -------------------------------------------------------------------
-    def start(self) -> FaultProxy:
-        self._spawn(self._accept_loop)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
+    def _accepted(self, client: socket.socket) -> None:
+        client.settimeout(IO_TIMEOUT)
         with self._lock:
-            conns = list(self._conns)
-        for s in conns:  # wake threads blocked in recv; each closes its own sockets
-            with suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        for t in list(self._threads):
-            t.join(timeout=5)
-        self._listener.close()
-
-    def _spawn(self, target: object, *args: object) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
-        with self._lock:
-            self._threads = [x for x in self._threads if x.is_alive()]
-            self._threads.append(t)
-        t.start()
-
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(IO_TIMEOUT)
-            with self._lock:
-                self._conns.add(client)
-            self._spawn(self._serve, client)
+            self._conns.add(client)
+        self._spawn(self._serve, client)
 
     # -- one client connection ------------------------------------------------------------
     def _serve(self, client: socket.socket) -> None:
@@ -730,7 +745,7 @@ def running(upstream: str, port: int = 0) -> Iterator[FaultProxy]:
 # -- a TCP relay that drops a connection after N bytes ---------------------------------
 
 
-class TcpCutter:
+class TcpCutter(_LoopbackServer):
     """A TCP relay on loopback in front of ``upstream_port`` (an sshd, say). It counts the
     bytes it relays each way, and can reset a connection, both sides with RST, once
     ``up_after`` bytes went client -> server or ``down_after`` bytes server -> client on
@@ -748,19 +763,13 @@ class TcpCutter:
         down_after: int | None = None,
         times: int | None = None,
     ) -> None:
+        super().__init__()
         self._upstream = ("127.0.0.1", upstream_port)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._socks: set[socket.socket] = set()
         self._plan: tuple[int | None, int | None, int | None] = (up_after, down_after, times)
         self.up_bytes = 0
         self.down_bytes = 0
         self.connections = 0
         self.cuts = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.port: int = self._listener.getsockname()[1]
 
     def set_cut(
         self, up_after: int | None = None, down_after: int | None = None, times: int | None = None
@@ -768,41 +777,12 @@ class TcpCutter:
         with self._lock:
             self._plan = (up_after, down_after, times)
 
-    def start(self) -> TcpCutter:
-        self._spawn(self._accept_loop)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
+    def _accepted(self, client: socket.socket) -> None:
         with self._lock:
-            socks = list(self._socks)
-        for s in socks:
-            with suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        for t in list(self._threads):
-            t.join(timeout=5)
-        self._listener.close()
-
-    def _spawn(self, target: Callable[..., None], *args: object) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True)
-        with self._lock:
-            self._threads = [x for x in self._threads if x.is_alive()]
-            self._threads.append(t)
-        t.start()
-
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                up_after, down_after, times = self._plan
-                cut = times is None or self.cuts < times  # a cut already spent does not repeat
-                self.connections += 1
-            self._spawn(self._relay, client, up_after if cut else None, down_after if cut else None)
+            up_after, down_after, times = self._plan
+            cut = times is None or self.cuts < times  # a cut already spent does not repeat
+            self.connections += 1
+        self._spawn(self._relay, client, up_after if cut else None, down_after if cut else None)
 
     def _relay(self, client: socket.socket, up_after: int | None, down_after: int | None) -> None:
         try:
@@ -811,7 +791,7 @@ class TcpCutter:
             _reset(client)
             return
         with self._lock:
-            self._socks.update((client, server))
+            self._conns.update((client, server))
         budgets = {client: up_after, server: down_after}
         peer = {client: server, server: client}
         open_ends = {client, server}
@@ -840,7 +820,7 @@ class TcpCutter:
             return
         finally:
             with self._lock:
-                self._socks.difference_update((client, server))
+                self._conns.difference_update((client, server))
             _reset(client)
             _reset(server)
 

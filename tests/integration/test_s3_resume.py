@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import S3Server, cli, key_of
+from tests.conftest import CliResult, S3Server, cli, key_of
 from tests.faultproxy import FaultProxy
 
 MiB = 1024 * 1024
@@ -23,6 +23,21 @@ def leave_unfinished(direct: Any, bucket: str, key: str, parts: dict[int, bytes]
     return str(upload)
 
 
+def checkpoint(s3: S3Server, tmp_path: Path, size: int) -> tuple[bytes, Path, str, str]:
+    """A file of random bytes and the key it uploads to: (data, path, URL, key)."""
+    data = os.urandom(size)
+    src = tmp_path / "ckpt.bin"
+    src.write_bytes(data)
+    url = s3.fresh_prefix() + "ckpt.bin"
+    return data, src, url, key_of(url)
+
+
+def upload(proxy: FaultProxy, src: Path, url: str) -> CliResult:
+    return cli(
+        "-o", "json", "--endpoint-url", proxy.endpoint, "--part-size", "5MiB", "s3", "upload", str(src), url
+    )
+
+
 def part_puts(proxy: FaultProxy) -> list[str]:
     return [s.target for s in proxy.seen(method="PUT") if "partNumber=" in s.target]
 
@@ -35,11 +50,7 @@ def pending(direct: Any, bucket: str, key: str) -> list[str]:
 def test_an_unfinished_upload_is_completed_with_only_the_missing_part(
     s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path
 ) -> None:
-    data = os.urandom(2 * PART + 12345)
-    src = tmp_path / "ckpt.bin"
-    src.write_bytes(data)
-    url = s3_env.fresh_prefix() + "ckpt.bin"
-    key = key_of(url)
+    data, src, url, key = checkpoint(s3_env, tmp_path, 2 * PART + 12345)
     leave_unfinished(direct, s3_env.bucket, key, {1: data[:PART], 2: data[PART : 2 * PART]})
 
     res = cli(
@@ -58,15 +69,11 @@ def test_an_unfinished_upload_is_completed_with_only_the_missing_part(
 def test_a_stored_part_that_differs_from_the_file_is_sent_again(
     s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path
 ) -> None:
-    data = os.urandom(2 * PART + 1)
-    src = tmp_path / "ckpt.bin"
-    src.write_bytes(data)
-    url = s3_env.fresh_prefix() + "ckpt.bin"
-    key = key_of(url)
+    data, src, url, key = checkpoint(s3_env, tmp_path, 2 * PART + 1)
     # Part 2 holds other bytes (the file changed since): verified, not trusted.
     leave_unfinished(direct, s3_env.bucket, key, {1: data[:PART], 2: os.urandom(PART)})
 
-    res = cli("--endpoint-url", proxy.endpoint, "--part-size", "5MiB", "s3", "upload", str(src), url)
+    res = upload(proxy, src, url)
 
     assert res.code == 0, res.err
     assert sorted(t.split("partNumber=")[1].split("&")[0] for t in part_puts(proxy)) == ["2", "3"]
@@ -76,14 +83,10 @@ def test_a_stored_part_that_differs_from_the_file_is_sent_again(
 def test_parts_of_another_layout_are_not_reused(
     s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path
 ) -> None:
-    data = os.urandom(2 * PART + 1)
-    src = tmp_path / "ckpt.bin"
-    src.write_bytes(data)
-    url = s3_env.fresh_prefix() + "ckpt.bin"
-    key = key_of(url)
+    data, src, url, key = checkpoint(s3_env, tmp_path, 2 * PART + 1)
     leave_unfinished(direct, s3_env.bucket, key, {1: data[: 6 * MiB]})  # 6 MiB parts
 
-    res = cli("--endpoint-url", proxy.endpoint, "--part-size", "5MiB", "s3", "upload", str(src), url)
+    res = upload(proxy, src, url)
 
     assert res.code == 0, res.err
     assert len(part_puts(proxy)) == 3  # sent whole, anew
