@@ -138,6 +138,16 @@ class SourceChangedError(LocalIOError):
     default_hint = "Something is still writing it; upload it again once it is complete."
 
 
+class ObjectChangedError(NetworkError):
+    """An object was rewritten while it was being downloaded (a later range's If-Match on
+    the first one's ETag failed): what was read is no one version of it. A NetworkError,
+    so the engine retries the file once, which then reads the new version whole."""
+
+    code = "source_changed"
+    fatal = False
+    default_hint = "Something rewrote it while it was read; download it again once it is complete."
+
+
 class Interrupted(RunctlError):
     """The user pressed Ctrl-C (exit 130)."""
 

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from runctl import local_s3
+from runctl.stores.local import is_temporary
+from runctl.stores.local_partial import PARTIAL_MARK
 from tests.conftest import CliResult, botocore_client
 
 MiB = 1024 * 1024
@@ -101,8 +103,13 @@ def final_files(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in root.rglob("*")
-        if p.is_file() and TMP_MARK not in p.name
+        if p.is_file() and not is_temporary(p.name)
     }
+
+
+def partial_files(root: Path) -> list[str]:
+    """A large download's partial data and journal, kept for resuming."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if PARTIAL_MARK in p.name)
 
 
 def object_or_none(client: Any, bucket: str, key: str) -> bytes | None:

@@ -10,6 +10,7 @@ proxy's ``delay`` slows a transfer down just enough to act in the middle of it."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from runctl.stores.local_partial import PARTIAL_MARK
 from tests.conftest import CliResult, S3Server, key_of
 from tests.faultproxy import FaultProxy
 from tests.integration.faults_support import (
@@ -28,6 +30,7 @@ from tests.integration.faults_support import (
     finish,
     object_or_none,
     own_weed,
+    partial_files,
     pending_uploads,
     run,
     spawn,
@@ -242,6 +245,7 @@ def check_killed_download(res: CliResult, dst: Path, data: bytes, url: str, env:
     again = run("--no-progress", *PART, "s3", "download", url, str(dst / "down.bin"), env=env)
     assert again.code == 0, again.err
     assert final_files(dst) == {"down.bin": data}
+    assert partial_files(dst) == []  # resumed from, then removed
     assert_network_failure_or_success(res)
 
 
@@ -318,8 +322,10 @@ def test_client_killed_mid_upload(
 def test_client_killed_mid_download(
     s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path, kind: str
 ) -> None:
-    """runctl is SIGKILLed with a third of the object received: nothing at the final
-    name (a temp file may stay: nothing could remove it); the rerun completes."""
+    """runctl is SIGKILLed with a third of the object received (multipart: once a range
+    is written whole): nothing at the final name (a temp file may stay: nothing could
+    remove it; a ranged download keeps its partial for resuming); the rerun completes,
+    a ranged one from the ranges written."""
     data = os.urandom(12 * MiB + 5)
     url = s3_env.fresh_prefix() + "down.bin"
     direct.put_object(Bucket=s3_env.bucket, Key=key_of(url), Body=data)
@@ -330,18 +336,27 @@ def test_client_killed_mid_download(
     argv = ("s3", "download", url, str(dst / "down.bin"))
     proc = spawn("--endpoint-url", proxy.endpoint, "--no-progress", *PART, *argv, env=env)
     assert proxy.wait_body_bytes(down=len(data) // 3, timeout=20), proxy.body_bytes()
-    wait_for(lambda: temp_files(dst), 10, "the temp file", proc)
+    journal = dst / f".down.bin{PARTIAL_MARK}journal"
+    if kind == "single":
+        wait_for(lambda: temp_files(dst), 10, "the temp file", proc)
+    else:  # the header line and one range's
+        wait_for(lambda: journal.exists() and journal.read_text().count("\n") >= 2, 20, "a range", proc)
     proc.send_signal(signal.SIGKILL)
     finish(proc)
     assert proc.returncode == -signal.SIGKILL
 
     assert final_files(dst) == {}
-    left = temp_files(dst)
-    assert len(left) == 1 and left[0].startswith("."), left  # hidden, beside the final name
+    if kind == "single":
+        left = temp_files(dst)
+        assert len(left) == 1 and left[0].startswith("."), left  # hidden, beside the final name
+    else:
+        assert partial_files(dst) == [f".down.bin{PARTIAL_MARK}data", journal.name]
     proxy.clear()
-    again = via(proxy, *argv, env=env)
+    again = via(proxy, "-o", "json", *argv, env=env)
     assert again.code == 0, again.err
     assert final_files(dst) == {"down.bin": data}
+    assert partial_files(dst) == []
+    assert json.loads(again.out)["resumed"] is (kind == "multipart"), again.out
 
 
 # -- 4. the destination disk fills up -------------------------------------------------------

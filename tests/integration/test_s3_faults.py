@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from runctl.stores.local_partial import PARTIAL_MARK
 from tests.conftest import CliResult, S3Server, cli, key_of, write_tree
 from tests.faultproxy import FaultProxy
 
@@ -163,11 +164,11 @@ def test_multipart_upload_retries_503_on_parts(
     assert direct.get_object(Bucket=s3_env.bucket, Key=key_of(url))["Body"].read() == data
 
 
-def test_large_download_with_one_range_failing_leaves_no_temp_file(
+def test_large_download_with_one_range_failing_leaves_only_its_partial(
     s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Other ranges succeed, one keeps failing: exit 5, and neither the final name nor
-    the pre-sized temp file is left behind."""
+    """Other ranges succeed, one keeps failing: exit 5, nothing at the final name; what
+    was written is kept, hidden, for the next run to resume (test_s3_download_resume)."""
     monkeypatch.setenv("RUNCTL_RANGE_SIZE", "5MiB")
     url = s3_env.fresh_prefix() + "big.bin"
     put_direct(direct, s3_env, url, os.urandom(16 * MiB))
@@ -184,7 +185,7 @@ def test_large_download_with_one_range_failing_leaves_no_temp_file(
     assert_one_line_error(res, 5, "S3 server error")
     assert elapsed < 30, elapsed
     assert len(proxy.seen("GET", action="status")) >= 8
-    assert os.listdir(dst) == []
+    assert sorted(os.listdir(dst)) == [f".big.bin{PARTIAL_MARK}data", f".big.bin{PARTIAL_MARK}journal"]
 
 
 STALL_BOUND = 60.0

@@ -243,7 +243,9 @@ class StreamingSource(Store):
     async def stat(self, path: str) -> Entry | None:
         return await self.inner.stat(path)
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         reader = await self.inner.open(path, offset, length)
         assert isinstance(reader, LocalReader)
         return reader if self.gate is None else GatedReader(reader, offset, self.gate)

@@ -229,7 +229,9 @@ class Source(Store):
         self.at = at
         self.opens = 0
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         self.opens += 1
         end = len(self.data) if length is None else offset + length
         body = bytearray(self.data[offset:end])
@@ -325,7 +327,9 @@ def test_the_whole_stream_of_a_server_that_ignores_ranges_is_verified(tmp_path: 
     data = os.urandom(50_000)
 
     class Whole(Source):
-        async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+        async def open(
+            self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+        ) -> Reader:
             reader = await super().open(path)  # the whole body, whatever was asked
             reader.whole = True
             return reader

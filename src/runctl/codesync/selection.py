@@ -27,7 +27,7 @@ from ..errors import NotFoundError
 from ..filters import Rule, rule_lines
 from ..filters import gitignore_spec as _spec
 from ..stores.base import Entry
-from ..stores.local import TMP_MARK, LocalStore
+from ..stores.local import LocalStore, is_temporary
 from .gitignore import GitIgnoreTree
 
 DEFAULT_EXCLUDES = (
@@ -203,7 +203,7 @@ def _walk(root: Path, rules: Rules, *, use_git: bool) -> Iterator[str]:
         for de in children:
             name = de.name
             rel = prefix + name
-            if rel == ".git" or TMP_MARK in name:
+            if rel == ".git" or is_temporary(name):
                 continue
             is_dir = de.is_dir(follow_symlinks=False)
             said = verdict(rel, is_dir)

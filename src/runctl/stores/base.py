@@ -53,6 +53,9 @@ class Reader(ABC):
     """True when the source ignored the byte range asked for and this reader yields the
     whole file from byte 0 (some S3-compatible servers answer a ranged GET with 200 and
     the whole body): a reader of ranges then takes the file from this one stream."""
+    version: str | None = None
+    """Which version of the file this is (S3: the ETag): later ranges are asked for this
+    one version, and a download kept for resuming resumes only while it is unchanged."""
     expected: Expected | None = None
     """The digest the source vouches for the whole file (S3: one recorded in metadata at
     upload, else the ETag), for the writer to check before the file takes its name."""
@@ -103,8 +106,12 @@ class Store(ABC):
         """Return the entry for ``path``, or None if it does not exist."""
 
     @abstractmethod
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
-        """Open ``path`` for reading, optionally one byte range of it."""
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
+        """Open ``path`` for reading, optionally one byte range of it; with ``version`` (a
+        ``Reader.version``), only while it is that version (a store that keeps versions
+        raises ObjectChangedError otherwise; others ignore it)."""
 
     async def source_mtime(self, path: str) -> float | None:
         """The file's own mtime, possibly at the cost of a request (S3: a HEAD)."""

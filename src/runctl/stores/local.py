@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import stat
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,14 +16,25 @@ from typing import Any, TypeVar
 
 from ..aio import unwrap_groups
 from ..digests import MD5, S3_ETAG, SHA256, DigestSpec, file_digest
-from ..errors import LocalIOError, NotFoundError, UsageError
+from ..errors import IntegrityError, LocalIOError, NotFoundError, ObjectChangedError, UsageError
 from ..integrity import Expected, Tally, WriteHasher, digest_of, hasher_for, mismatch
 from .base import Entry, ProgressFn, Reader, Store
+from .local_partial import PARTIAL_MARK, Partial, crc_of
 
 CHUNK = 1024 * 1024
 """Read size for local streams: 1 MiB balances syscalls against page-fault cost."""
 
 TMP_MARK = ".runctl-tmp-"
+_START_OVER = (LocalIOError, OSError, IntegrityError, ObjectChangedError)
+"""Failures after which a partial download is not kept: the disk (full, not writable),
+damaged bytes, another version of the object. Others (the network, Ctrl-C) keep it."""
+
+
+def is_temporary(name: str) -> bool:
+    """A file runctl is writing (or keeps for resuming), left out of listings."""
+    return TMP_MARK in name or PARTIAL_MARK in name
+
+
 PERMISSION_HINT = "Check its permissions (ls -ld), or pick a path this user can use."
 IO_THREADS = 8
 T = TypeVar("T")
@@ -219,7 +231,7 @@ class LocalStore(Store):
                             st = de.stat(follow_symlinks=False)
                             inside = chain | {(st.st_dev, st.st_ino)}
                         found.append((de.name + "/", (Path(de.path), name + "/", inside)))
-                    elif de.is_file() and TMP_MARK not in de.name:
+                    elif de.is_file() and not is_temporary(de.name):
                         st = de.stat()
                         found.append((de.name, Entry(name, st.st_size, st.st_mtime, ctime=st.st_ctime)))
                     elif follow and de.is_symlink() and not os.path.exists(de.path):
@@ -249,7 +261,9 @@ class LocalStore(Store):
             return None
         return Entry(path, st.st_size, st.st_mtime, ctime=st.st_ctime)
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         try:
             return LocalReader(self._file(path), offset, length)
         except FileNotFoundError as exc:
@@ -270,6 +284,7 @@ class LocalStore(Store):
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:
         final = self._file(path)
         tmp = final.parent / f".{final.name[:100]}{TMP_MARK}{secrets.token_hex(4)}"
+        partial: Partial | None = None
         try:
             src_file = src.local_file(entry.path)
             if src_file is not None:
@@ -300,7 +315,17 @@ class LocalStore(Store):
             if first.whole:  # the source ignored the range: this one stream is the file
                 mtime, actual = await self._stream_whole(tmp, entry, first, progress, hasher)
             else:
-                mtime, actual = await self._fill_parts(tmp, src, entry, first, progress, hasher)
+                if first.version is not None:
+                    identity = {
+                        "source": f"{src.url}{entry.path}",
+                        "version": first.version,
+                        "size": first.size,
+                        "range": self.part_size,
+                    }
+                    partial = await self._in_thread(Partial.claim, final, identity)
+                    if partial is not None:
+                        tmp = partial.data
+                mtime, actual = await self._fill_parts(tmp, src, entry, first, progress, hasher, partial)
             if expected is None or actual is None:
                 self.tally.unverified += 1
             elif actual != expected.value:
@@ -309,9 +334,16 @@ class LocalStore(Store):
                 self.tally.verified += 1
             os.utime(tmp, (mtime, mtime))
             os.replace(tmp, final)
+            if partial is not None:
+                partial.discard()
         except BaseException as exc:
-            with contextlib.suppress(OSError):  # e.g. the parent is not a directory
-                tmp.unlink(missing_ok=True)
+            if partial is not None and not isinstance(exc, _START_OVER):
+                partial.keep()  # interrupted, or the network failed: the next run resumes
+            elif partial is not None:
+                partial.discard()
+            else:
+                with contextlib.suppress(OSError):  # e.g. the parent is not a directory
+                    tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
                 raise LocalIOError(f"cannot write {final}: {exc.strerror or exc}") from exc
             raise
@@ -353,37 +385,68 @@ class LocalStore(Store):
         first: Reader,
         progress: ProgressFn,
         hasher: WriteHasher | None,
+        partial: Partial | None = None,
     ) -> tuple[float, str | None]:
         """Large file: several ranged reads in flight into one pre-sized file, each range
-        hashed as it is written; returns the mtime and the digest."""
+        hashed as it is written; returns the mtime and the digest. With ``partial``, the
+        ranges an earlier run wrote are reused (those whose bytes still check out) and
+        each range written is recorded there."""
         size = first.size
         actual = None
-        fd = await self._in_thread(os.open, tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | (0 if partial is not None else os.O_TRUNC)
+        fd = await self._in_thread(os.open, tmp, flags, 0o644)
         try:
             os.ftruncate(fd, size)
+            reused = await self._reuse(fd, partial, size, hasher) if partial is not None else set()
+            if reused:
+                done = sum(min(self.part_size, size - offset) for offset in reused)
+                self.tally.resumed += 1
+                self.tally.resumed_bytes += done
+                progress(done)
             gate = asyncio.Semaphore(self.parts_in_flight)
 
             async def part(offset: int) -> None:
                 async with gate:
                     if offset == 0:
                         reader = first  # already open: its response is the first part
-                    else:
-                        reader = await src.open(entry.path, offset, min(self.part_size, size - offset))
+                    else:  # of the same version as the first: a rewrite mid-download is refused
+                        length = min(self.part_size, size - offset)
+                        reader = await src.open(entry.path, offset, length, version=first.version)
+                    start, crc = offset, (0 if partial is not None else None)
                     async for chunk in reader.chunks():
                         # Copying into the page cache costs ~0.4 ms per MiB, hashing ~1.5:
                         # done in a thread, both overlap with receiving the other ranges.
-                        await self._in_thread(_pwrite_all, fd, chunk, offset, hasher)
+                        crc = await self._in_thread(_pwrite_all, fd, chunk, offset, hasher, crc)
                         offset += len(chunk)
                         progress(len(chunk))
+                    if partial is not None and crc is not None:
+                        partial.finished(start, offset - start, crc)
 
             async with unwrap_groups(), asyncio.TaskGroup() as tg:
                 for offset in range(0, size, self.part_size):
-                    tg.create_task(part(offset))
+                    if offset not in reused:
+                        tg.create_task(part(offset))
             if hasher is not None:
                 actual = await self._in_thread(hasher.result, fd, size)
         finally:
             os.close(fd)
         return (first.mtime if first.mtime is not None else entry.mtime), actual
+
+    async def _reuse(self, fd: int, partial: Partial, size: int, hasher: WriteHasher | None) -> set[int]:
+        """The offsets of the ranges an earlier run wrote whose bytes still have the CRC it
+        recorded (each then fed to ``hasher`` as if just written): not fetched again."""
+
+        async def check(offset: int, length: int, crc: int) -> int | None:
+            good = await self._in_thread(_reusable, fd, offset, length, crc, hasher)
+            return offset if good else None
+
+        ranges = [
+            (offset, length, crc)
+            for offset, (length, crc) in partial.done.items()
+            if offset % self.part_size == 0 and offset < size and length == min(self.part_size, size - offset)
+        ]
+        found = await asyncio.gather(*(check(*r) for r in ranges))
+        return {offset for offset in found if offset is not None}
 
     async def delete(self, paths: Iterable[str]) -> None:
         for path in paths:
@@ -429,7 +492,11 @@ def _write_whole(
     return None
 
 
-def _pwrite_all(fd: int, chunk: bytes, offset: int, hasher: WriteHasher | None = None) -> None:
+def _pwrite_all(
+    fd: int, chunk: bytes, offset: int, hasher: WriteHasher | None = None, crc: int | None = None
+) -> int | None:
+    """Write ``chunk`` at ``offset`` and feed it to ``hasher``; returns ``crc`` (a CRC-32
+    so far, if one is kept) extended by it."""
     view = memoryview(chunk)
     at = offset
     while view:
@@ -438,3 +505,16 @@ def _pwrite_all(fd: int, chunk: bytes, offset: int, hasher: WriteHasher | None =
         view = view[written:]
     if hasher is not None:
         hasher.written(fd, chunk, offset)
+    return None if crc is None else zlib.crc32(chunk, crc)
+
+
+def _reusable(fd: int, offset: int, length: int, crc: int, hasher: WriteHasher | None) -> bool:
+    if crc_of(fd, offset, length) != crc:
+        return False  # torn or damaged since: fetched again
+    if hasher is not None:
+        at, end = offset, offset + length
+        while at < end:
+            data = os.pread(fd, min(CHUNK, end - at), at)
+            hasher.written(fd, data, at)
+            at += len(data)
+    return True

@@ -108,7 +108,9 @@ class RemoteTreeStore(Store):
     async def stat(self, path: str) -> Entry | None:
         return next((e for e in (await self.survey()).entries if e.path == path), None)
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         """Read through the shell (whole file at once: meant for small files and checks)."""
         entry = await self.stat(path)
         if entry is None or entry.kind != "file":

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 import obstore
-from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+from obstore.exceptions import PermissionDeniedError, PreconditionError, UnauthenticatedError
 from obstore.store import S3Store as _ObS3Store
 
 from ..digests import MD5, S3_ETAG, DigestSpec, StreamHasher, etag_digest, etag_parts, md5_hex, parts_for
@@ -30,6 +30,7 @@ from ..errors import (
     IntegrityError,
     NetworkError,
     NotFoundError,
+    ObjectChangedError,
     RunctlError,
     SourceChangedError,
     UsageError,
@@ -280,6 +281,7 @@ class S3Reader(Reader):
         raw = result.attributes.get(MTIME_KEY)
         self.mtime = _parse_mtime(raw)
         self.whole = whole
+        self.version = result.meta.get("e_tag")
         self.expected = expected
         self._skip = skip
         self._limit = limit
@@ -388,6 +390,9 @@ class S3Store(Store):
             return NotFoundError(
                 f"not found: {where}{said}", "Check the key; `runctl s3 list` shows what exists."
             )
+        if isinstance(exc, PreconditionError) or code == "PreconditionFailed" or reply.status == 412:
+            # Only reads are conditional (a range's If-Match on the first range's ETag).
+            return ObjectChangedError(f"{where} was rewritten while it was being downloaded")
         if code in CREDENTIAL_CODES:
             return CredentialsError(
                 f"credentials rejected by {self.endpoint}: {reply.reason}", _CREDENTIAL_HINTS.get(code)
@@ -705,11 +710,15 @@ class S3Store(Store):
             raise self.map_error(exc, path) from exc
         return _parse_mtime(result.attributes.get(MTIME_KEY))
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         ranged = bool(offset or length is not None)
         if ranged and self._ranges_ignored:
-            return await self._open_whole(path, offset, length)
+            return await self._open_whole(path, offset, length, version)
         options: dict[str, Any] = {}
+        if version is not None:
+            options["if_match"] = version
         if ranged:
             options["range"] = {"offset": offset} if length is None else (offset, offset + length)
         try:
@@ -717,7 +726,7 @@ class S3Store(Store):
         except Exception as exc:
             if ranged and _RANGE_IGNORED in str(exc):
                 self._ranges_ignored = True
-                return await self._open_whole(path, offset, length)
+                return await self._open_whole(path, offset, length, version)
             raise self.map_error(exc, path) from exc
         return S3Reader(
             result,
@@ -725,13 +734,14 @@ class S3Store(Store):
             errors=functools.partial(self.map_error, path=path),
         )
 
-    async def _open_whole(self, path: str, offset: int, length: int | None) -> Reader:
+    async def _open_whole(self, path: str, offset: int, length: int | None, version: str | None) -> Reader:
         """For a server that ignores Range (it answers 200 with the whole body, as ``rclone
         serve s3`` does): one plain GET. From offset 0 the reader holds the whole object and
         says so (``whole``): a large download then streams that one body instead of asking
         for each range. From elsewhere the bytes before ``offset`` are read and dropped."""
         try:
-            result = await obstore.get_async(self._store, self.prefix + path)
+            options: Any = {"if_match": version} if version is not None else None
+            result = await obstore.get_async(self._store, self.prefix + path, options=options)
         except Exception as exc:
             raise self.map_error(exc, path) from exc
         if offset == 0:

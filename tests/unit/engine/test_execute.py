@@ -90,7 +90,9 @@ class FlakyStore(Store):
     async def stat(self, path: str) -> Entry | None:
         return await self.inner.stat(path)
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         return await self.inner.open(path, offset, length)
 
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:

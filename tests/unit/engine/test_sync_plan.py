@@ -27,7 +27,9 @@ class ListingOnly(Store):
     async def stat(self, path: str) -> Entry | None:
         return next((e for e in self.entries if e.path == path), None)
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         raise AssertionError("planning must not read file contents")
 
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:

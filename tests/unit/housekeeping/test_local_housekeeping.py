@@ -173,7 +173,9 @@ class FlakyStore(Store):
     async def stat(self, path: str) -> Entry | None:
         return self.entries.get(path)
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         raise NotImplementedError
 
     async def write(self, path: str, src: Store, entry: Entry, progress: ProgressFn) -> None:

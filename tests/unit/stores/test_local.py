@@ -88,7 +88,9 @@ class MemoryStore(Store):
     async def stat(self, path: str) -> Entry | None:
         return self.entry(path) if path in self.files else None
 
-    async def open(self, path: str, offset: int = 0, length: int | None = None) -> Reader:
+    async def open(
+        self, path: str, offset: int = 0, length: int | None = None, version: str | None = None
+    ) -> Reader:
         self.opens.append((offset, length))
         return FaultInjectingReader(self, self.files[path], offset, length)
 
