@@ -89,13 +89,22 @@ class CodePush:
         self.reporter = reporter
         self.remote: Remote | None = None
         self._round_trip: float | None = None
+        self._early: asyncio.Task[Selection] | None = None
+        """The first push's local walk, started before the connection is made."""
 
     def _start_selection(self) -> asyncio.Task[Selection]:
         return asyncio.create_task(asyncio.to_thread(_select, self.root, self.options.rules))
 
     async def __aenter__(self) -> CodePush:
         require_directory(self.root)  # fail before any network work
-        self.remote = await open_remote(self.target, self.options.ssh)
+        # The walk (60,000 lstat calls: ~0.3 s here) runs while the SSH handshake waits
+        # on the network.
+        self._early = self._start_selection()
+        try:
+            self.remote = await open_remote(self.target, self.options.ssh)
+        except BaseException:
+            self._early.cancel()
+            raise
         if not self.remote.interactive and not self.target.path.startswith("/"):
             await self.remote.close()
             raise UsageError(
@@ -105,6 +114,8 @@ class CodePush:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._early is not None:
+            self._early.cancel()
         remote, self.remote = self.remote, None
         if remote is not None:
             await remote.close()
@@ -123,26 +134,31 @@ class CodePush:
         from ..stores.remote_tree import RemoteTreeStore
 
         dst = RemoteTreeStore(shell, self.target.path)
-        surveying = asyncio.ensure_future(dst.survey(requested))
         try:
-            selecting = self._start_selection()
+            # A later push (watch mode) walks again: the tree has changed since.
+            selecting, self._early = (self._early or self._start_selection()), None
             try:
-                return await self._push(dst, surveying, selecting, started)
+                return await self._push(dst, requested, selecting, started)
             finally:
                 selecting.cancel()
         finally:
-            surveying.cancel()
             requested.cancel()
+            if requested.done() and not requested.cancelled():
+                requested.exception()  # retrieved: a failure after another one is not news
             await dst.close()
 
     async def _push(
         self,
         dst: RemoteTreeStore,
-        surveying: asyncio.Future[RemoteTree],
+        requested: asyncio.Future[bytes],
         selecting: asyncio.Task[Selection],
         started: float,
     ) -> PushResult:
-        selection, tree = await asyncio.gather(selecting, surveying)
+        # The listing's answer arrives meanwhile; it is parsed once the walk is done. Parsed
+        # during the walk (both are Python: one GIL), each of the walk's lstat calls waited
+        # for the GIL, and the two took twice as long together as one after the other.
+        selection = await selecting
+        tree = await dst.survey(requested)
         return await self._plan_and_run(dst, tree, selection, started)
 
     async def _plan_and_run(
@@ -164,7 +180,14 @@ class CodePush:
         compare: Compare = Always(src, dst) if full else CodeCompare(src, dst, tree)
         allow = selection.allow()
         plan = await plan_sync(
-            src, dst, compare, delete=opts.delete, allow=allow, dst_entries=tree.entries, staged=full
+            src,
+            dst,
+            compare,
+            delete=opts.delete,
+            allow=allow,
+            dst_entries=tree.entries,
+            src_entries=selection.entries,
+            staged=full,
         )
         compress = False
         outcome = Outcome(skipped=len(plan.skips))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from ..aio import unwrap_groups
 from ..errors import BucketNotFoundError, NotFoundError
@@ -77,6 +77,7 @@ async def plan_sync(
     allow: PathFilter | None = None,
     checks_in_flight: int = 32,
     dst_entries: list[Entry] | None = None,
+    src_entries: list[Entry] | None = None,
     staged: bool = False,
     record_skips: bool = True,
 ) -> Plan:
@@ -84,37 +85,40 @@ async def plan_sync(
 
     Files excluded by ``allow`` are invisible on both sides: never copied, never
     deleted. Pairs the listings cannot decide (see Compare.quick) are resolved with
-    at most ``checks_in_flight`` requests or hashes at a time. ``dst_entries``: the
-    destination's listing when the caller already has it. ``staged``: the plan commits
+    at most ``checks_in_flight`` requests or hashes at a time. ``dst_entries``,
+    ``src_entries``: a listing the caller already has (both given: merged with no await
+    per entry, which cost more than the rest of the plan at 60,000 files). ``staged``: the plan commits
     by building the new tree aside, so every destination-only path that must survive
     (excluded, or not deleted) gets a keep action. ``record_skips=False``: unchanged
     files are counted, not kept (see Plan.record_skips).
     """
-    dst_list = _listing(dst, missing_ok=True) if dst_entries is None else _given(dst_entries)
     plan = Plan(commit="staged" if staged else "in-place", record_skips=record_skips)
     unsure: list[tuple[int, Entry, Entry]] = []
-    async for s, d in _merge(_read_ahead(_listing(src, missing_ok=False)), _read_ahead(dst_list)):
+    quick = compare.quick
+    dirs_listed = src.lists_directories
+
+    def decide(s: Entry | None, d: Entry | None) -> None:
         path = s.path if s is not None else d.path  # type: ignore[union-attr]
         if s is not None and safe_relpath(path) is None:
             plan.warnings.append(unsafe_path_warning(path, src.url))
-            continue
+            return
         if allow is not None and not allow(path):
             if staged and s is None and d is not None:
                 plan.actions.append(Action("keep", path, d.size, "excluded", d))
-            continue
+            return
         if s is None:
             assert d is not None
-            if d.kind == "dir" and not src.lists_directories:
-                continue  # a source without directories says nothing about them: not "gone"
+            if d.kind == "dir" and not dirs_listed:
+                return  # a source without directories says nothing about them: not "gone"
             if delete and safe_relpath(path) is not None:
                 plan.actions.append(Action("delete", path, d.size, "not in source", d))
             elif staged:
                 plan.actions.append(Action("keep", path, d.size, "not in source", d))
-            continue
+            return
         if d is None:
             plan.add(Action("copy", path, s.size, "new", s))
-            continue
-        reason = compare.quick(s, d)
+            return
+        reason = quick(s, d)
         if reason == UNSURE:
             unsure.append((len(plan.actions), s, d))
             plan.actions.append(Action("skip", path, s.size, "unchanged", s))
@@ -122,6 +126,15 @@ async def plan_sync(
             plan.skip(Action("skip", path, s.size, "unchanged"))
         else:
             plan.add(Action("copy", path, s.size, reason, s))
+
+    if src_entries is not None and dst_entries is not None:
+        for s, d in _merge_lists(src_entries, dst_entries):
+            decide(s, d)
+    else:
+        src_list = _listing(src, missing_ok=False) if src_entries is None else _given(src_entries)
+        dst_list = _listing(dst, missing_ok=True) if dst_entries is None else _given(dst_entries)
+        async for s, d in _merge(_read_ahead(src_list), _read_ahead(dst_list)):
+            decide(s, d)
     await _resolve(plan, unsure, compare, checks_in_flight)
     return plan
 
@@ -142,6 +155,28 @@ async def _resolve(plan: Plan, unsure: list[tuple[int, Entry, Entry]], compare: 
     async with unwrap_groups(), asyncio.TaskGroup() as tg:
         for _ in range(min(limit, len(unsure))):
             tg.create_task(worker())
+
+
+def _merge_lists(a: list[Entry], b: list[Entry]) -> Iterator[tuple[Entry | None, Entry | None]]:
+    """``_merge`` of two listings in memory."""
+    i = j = 0
+    na, nb = len(a), len(b)
+    while i < na and j < nb:
+        s, d = a[i], b[j]
+        if s.path == d.path:
+            yield s, d
+            i += 1
+            j += 1
+        elif s.path < d.path:
+            yield s, None
+            i += 1
+        else:
+            yield None, d
+            j += 1
+    for s in a[i:]:
+        yield s, None
+    for d in b[j:]:
+        yield None, d
 
 
 async def _merge(
