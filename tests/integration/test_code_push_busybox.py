@@ -50,6 +50,7 @@ def test_busybox_remote_push_cycle(bb: tuple[sshd.SSHServer, str], tmp_path: Pat
     first = push(server, src, dest)
     assert sorted(first["sent"]) == ["big.bin", "link.py", "pkg/a.py", "pkg/sub/b.py", "run.sh"]
     assert tree(remote) == selected_tree(src)
+    assert first["verified"] == "sha256"  # BusyBox sha256sum checked the unpack
     again = push(server, src, dest)
     assert again["sent"] == [] and again["unchanged"] == 5
     assert again["remote"]["lister"] == lister and "openssl" not in again["remote"]["tools"]

@@ -64,6 +64,9 @@ class PushResult(Result):
     """What listed the remote tree: "gnu" (find -printf), "perl" or "stat" (BusyBox stat)."""
     remote_tools: list[str] = field(default_factory=list)
     """The remote's tools runctl looked for and found (tar, gzip, digest commands)."""
+    verified: str | None = None
+    """The digest ("sha256", "md5") the remote checked the unpacked files with before
+    putting them in place; None when nothing was unpacked or it has no digest tool."""
 
     def details(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -73,6 +76,7 @@ class PushResult(Result):
             "unchanged": self.unchanged,
             "transport": self.transport,
             "remote": {"lister": self.lister, "tools": self.remote_tools},
+            "verified": self.verified,
         }
         if self.compression:
             doc["compression"] = self.compression
@@ -216,6 +220,7 @@ class CodePush:
             transport=self.remote.name if self.remote else "",
             lister=tree.lister,
             remote_tools=sorted(tree.tools),
+            verified=outcome.verified,
         )
 
     async def _link_round_trip(self, dst: RemoteTreeStore) -> float | None:

@@ -45,6 +45,9 @@ class Outcome:
     touched: int = 0
     seconds: float = 0.0
     failed: list[Failure] = field(default_factory=list)
+    verified: str | None = None
+    """The digest the destination checked what it received with, when it checked it
+    whole before putting it in place (a remote tree: remote.unpack_check)."""
 
 
 MIB = 1024 * 1024

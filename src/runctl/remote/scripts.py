@@ -21,11 +21,14 @@ from datetime import UTC, datetime
 from shlex import quote
 
 from ..errors import (
+    IntegrityError,
     RemoteDiskFullError,
     RemoteError,
     RemoteNotWritableError,
     RemoteToolMissingError,
+    RunctlError,
 )
+from . import unpack_check
 
 LIST_MAGIC = "runctl-list"
 FIELDS = 7
@@ -298,25 +301,32 @@ fi
 
 
 def staged_tar_script(
-    root: str, staging: str, old: str, keep: Sequence[str], decode: str | None = None
+    root: str, staging: str, old: str, keep: Sequence[str], decode: str | None = None, check: bool = False
 ) -> str:
     """Full mode in one script: unpack stdin into a fresh staging directory, then swap
-    it in (``swap_script``); on any failure remove the staging directory."""
+    it in (``swap_script``); on any failure remove the staging directory. ``check``:
+    the stream ends with unpack_check's fragment, run before the swap."""
     drop = f"rm -rf -- {quote(staging)}"
     parent = quote(posixpath.dirname(staging) or ".")
+    verify = unpack_check.check_lines(quote(staging), drop) if check else ""
     return f"""mkdir -p -- {parent} || exit 1
 ( {tar_command(staging, decode)} ) || {{ r_t=$?; {drop}; exit $r_t; }}
-(
+{verify}(
 {swap_script(root, staging, old, keep)}) || {{ r_t=$?; {drop}; exit $r_t; }}
 """
 
 
-def remote_error(what: str, status: int | None, stderr: str) -> RemoteError:
+def remote_error(what: str, status: int | None, stderr: str) -> RunctlError:
     """Map a failed remote command to a typed error with a distinct code and a hint."""
     text = stderr.strip()
     last = text.splitlines()[-1] if text else f"exit status {status}"
     lowered = text.lower()
     message = f"{what} failed on the remote: {last}"
+    if status == unpack_check.MISMATCH and unpack_check.MARK in text:
+        return IntegrityError(
+            f"{what}: the files unpacked on the remote are not the bytes sent; nothing was put in place",
+            "Push again; if it persists, check the remote's disk and memory (dmesg).",
+        )
     # GNU tar reports a short write as "Wrote only N of M bytes", without the errno.
     if "no space left" in lowered or "quota exceeded" in lowered or re.search(r"wrote only \d+ of", lowered):
         return RemoteDiskFullError(message)
@@ -379,6 +389,7 @@ def staged_update_script(
     existing: Collection[str] = (),
     leftovers: Sequence[str] = (),
     then: str = "",
+    check: bool = False,
 ) -> str:
     """Incremental mode into an existing tree: unpack stdin, whose members all lie in
     ``staging`` (a fresh directory inside ``root``, so on the same filesystem; tar
@@ -388,7 +399,8 @@ def staged_update_script(
     file under its real name. ``dirs``: directories of the batch, with their modes;
     ``existing``: directories the remote already has (no mkdir process for them);
     ``leftovers``: what interrupted pushes left behind, removed first; ``then``: more
-    of the plan (mtime fixes, deletes), run only once every file is in place."""
+    of the plan (mtime fixes, deletes), run only once every file is in place; ``check``:
+    the stream ends with unpack_check's fragment, run before anything is moved."""
     stage = '"$r_s"/'
     steps: list[str] = []
     wanted = {d for d, _ in dirs} | {posixpath.dirname(f) for f in files}
@@ -412,11 +424,12 @@ def staged_update_script(
     drop = 'rm -rf -- "$r_s"'
     body = " &&\n  ".join(steps) if steps else ":"
     clean = f"rm -rf -- {' '.join(quote(p) for p in leftovers)}\n" if leftovers else ""
+    verify = unpack_check.check_lines('"$r_s"', drop) if check else ""
     return f"""cd -- {quote(root)} || exit 1
 {clean}r_s={quote(staging)}
 {TAR_PRESENT}
 {unpack_command(decode)} || {{ r_t=$?; {drop}; exit $r_t; }}
-{{
+{verify}{{
   {body}
 }} || {{ r_t=$?; {drop}; exit $r_t; }}
 {drop}

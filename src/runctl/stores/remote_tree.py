@@ -30,6 +30,7 @@ from ..errors import NotFoundError, RemoteToolMissingError
 from ..events import BytesMoved, FileDeleted, FileDone, Reporter
 from ..remote import scripts
 from ..remote.shell import RemoteShell, request_listing
+from ..remote.unpack_check import StreamDigest
 from . import gzip_stream
 from .base import Entry, EntryKind, ProgressFn, Reader, Store
 from .local import TMP_MARK
@@ -217,6 +218,7 @@ class TreeSession(PlanSession):
         token = secrets.token_hex(4)
         in_tree = plan.commit == "in-place" and tree.exists
         stage = f"{TMP_MARK}{token}"
+        hasher = scripts.pick_hasher(tree.tools)  # none: the unpack goes unchecked
 
         def on_bytes(path: str, n: int) -> None:
             reporter(BytesMoved(path, n))
@@ -226,16 +228,23 @@ class TreeSession(PlanSession):
             out.bytes += sizes.get(path, 0)
             reporter(FileDone(path, sizes.get(path, 0)))
 
+        check: StreamDigest | None = None
+
         def feed(sink: Any) -> Awaitable[None]:
             sink = gzip_stream.GzipWriter(sink) if self.compress else sink
-            return send_tar(items, src, sink, on_bytes, on_done, prefix=f"{stage}/" if in_tree else "")
+            prefix = f"{stage}/" if in_tree else ""
+            return send_tar(items, src, sink, on_bytes, on_done, prefix=prefix, check=check)
 
+        if hasher is not None:
+            algo, command = hasher
+            check = StreamDigest(algo, command, '"$r_s"' if in_tree else quote(staging_of(store.root, token)))
+            out.verified = algo
         if in_tree:
             # Into the existing tree: unpacked aside, then each file renamed into place.
             files = [name for name, e in items if e.kind != "dir"]
             dirs = [(name, e.mode if e.mode is not None else 0o755) for name, e in items if e.kind == "dir"]
             script = scripts.staged_update_script(
-                store.root, stage, files, dirs, decode, tree.dirs, tree.leftovers, then
+                store.root, stage, files, dirs, decode, tree.dirs, tree.leftovers, then, check is not None
             )
             await store.shell.run_last(script, "unpacking (tar)", feed)
             return
@@ -248,9 +257,9 @@ class TreeSession(PlanSession):
                 f"full mode needs a named destination directory, not {store.root!r}",
                 "Push into a subdirectory, e.g. host:project.",
             )
-        staging = posixpath.join(parent, f".{name}{TMP_MARK}{token}")
+        staging = staging_of(store.root, token)
         old = posixpath.join(parent, f".{name}.runctl-old-{token}")
-        script = scripts.staged_tar_script(root, staging, old, keep_roots(plan), decode)
+        script = scripts.staged_tar_script(root, staging, old, keep_roots(plan), decode, check is not None)
         try:
             await store.shell.run_last(script, "unpacking (tar) and replacing the tree", feed)
         except BaseException:
@@ -259,6 +268,12 @@ class TreeSession(PlanSession):
             with contextlib.suppress(Exception):
                 await store.shell.run(f"rm -rf -- {quote(staging)}\n", "cleanup")
             raise
+
+
+def staging_of(root: str, token: str) -> str:
+    """Where a staged commit (or a first push) unpacks the new tree: beside ``root``."""
+    parent, name = posixpath.split(root.rstrip("/") or "/")
+    return posixpath.join(parent, f".{name}{TMP_MARK}{token}")
 
 
 def _then(touches: Sequence[tuple[str, float]], deletes: Sequence[str]) -> str:

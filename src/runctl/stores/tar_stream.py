@@ -10,6 +10,8 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ..remote.unpack_check import NAME as CHECK_NAME
+from ..remote.unpack_check import StreamDigest
 from . import tar_format as tar
 from .base import Entry, Store
 
@@ -26,12 +28,16 @@ async def send_tar(
     on_bytes: Callable[[str, int], None],
     on_done: Callable[[str], None],
     prefix: str = "",
+    check: StreamDigest | None = None,
 ) -> None:
     """Write a POSIX (pax) tar of ``items`` (name in the archive, source entry) to
     ``sink``; pax keeps nanosecond mtimes.
     Headers and small files are gathered into large writes; the data of large files
     goes to the channel as read, without another copy. ``prefix``: a directory the
-    members are put in (the remote tar then creates it: no mkdir process)."""
+    members are put in (the remote tar then creates it: no mkdir process). ``check``:
+    the regular files' bytes are hashed as sent, and the stream ends with the fragment
+    that checks the unpacked files against that digest (remote.unpack_check)."""
+    hasher = check.hasher if check is not None else None
     buf = bytearray()
 
     async def send(data: bytes | bytearray) -> None:
@@ -54,17 +60,25 @@ async def send_tar(
             link = entry.link or ""
             buf += tar.member_header(name, tar.SYMLINK, mtime_ns=mtime_ns, mode=mode, link=link)
         elif local is not None:
-            await _add_local_file(local, mode, buf, flush, send, target, on_bytes, name)
+            await _add_local_file(local, mode, buf, flush, send, target, on_bytes, name, hasher)
         else:
             reader = await src.open(entry.path)
             buf += tar.member_header(name, tar.REGULAR, size=reader.size, mtime_ns=mtime_ns, mode=mode)
             async for chunk in reader.chunks():
                 buf += chunk
+                if hasher is not None:
+                    hasher.update(chunk)
                 on_bytes(target, len(chunk))
                 await flush()
             buf += tar.padding(reader.size)
+        if check is not None and entry.kind == "file":
+            check.files.append(target)
         on_done(target)
         await flush()
+    if check is not None:
+        fragment = check.fragment()
+        buf += tar.member_header(prefix + CHECK_NAME, tar.REGULAR, size=len(fragment), mtime_ns=0, mode=0o600)
+        buf += fragment + tar.padding(len(fragment))
     buf += tar.END_OF_ARCHIVE
     await flush(force=True)
 
@@ -78,6 +92,7 @@ async def _add_local_file(
     path: str,
     on_bytes: Callable[[str, int], None],
     name: str,
+    hasher: Any = None,
 ) -> None:
     """Header from a fresh fstat (the file may have changed since listing), then exactly
     that many bytes, so the archive stays well-formed even if the file changes meanwhile."""
@@ -92,6 +107,8 @@ async def _add_local_file(
             chunk = fh.read(min(FLUSH_AT, left))
             if not chunk:
                 chunk = bytes(left)  # shrank while reading: pad; the next push resends it
+            if hasher is not None:
+                hasher.update(chunk)  # what is sent: the remote check is of the transfer
             left -= len(chunk)
             if direct:
                 await send(chunk)
