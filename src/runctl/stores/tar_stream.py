@@ -35,9 +35,8 @@ async def send_tar(
     Headers and small files are gathered into large writes; the data of large files
     goes to the channel as read, without another copy. ``prefix``: a directory the
     members are put in (the remote tar then creates it: no mkdir process). ``check``:
-    the regular files' bytes are hashed as sent, and the stream ends with the fragment
-    that checks the unpacked files against that digest (remote.unpack_check)."""
-    hasher = check.hasher if check is not None else None
+    each regular file's bytes are hashed as sent, and the stream ends with the fragment
+    that checks the unpacked files against those digests (remote.unpack_check)."""
     buf = bytearray()
 
     async def send(data: bytes | bytearray) -> None:
@@ -54,6 +53,7 @@ async def send_tar(
         mtime_ns = round(entry.mtime * 1e9)
         local = src.local_file(entry.path) if entry.kind == "file" else None
         name = prefix + target
+        hasher = check.hasher() if check is not None and entry.kind == "file" else None
         if entry.kind == "dir":
             buf += tar.member_header(name, tar.DIRECTORY, mtime_ns=mtime_ns, mode=mode)
         elif entry.kind == "symlink":
@@ -71,8 +71,8 @@ async def send_tar(
                 on_bytes(target, len(chunk))
                 await flush()
             buf += tar.padding(reader.size)
-        if check is not None and entry.kind == "file":
-            check.files.append(target)
+        if check is not None and hasher is not None:
+            check.add(target, hasher)
         on_done(target)
         await flush()
     if check is not None:
