@@ -71,17 +71,13 @@ async def _engine_load(
     from ..api import exec_options
     from ..engine.compare import SizeAndMtime
     from ..engine.execute import execute
-    from ..engine.plan import Action
     from ..engine.sync_plan import plan_sync
     from ..stores.factory import open_local, open_s3
-    from ..stores.local import check_destination, safe_relpath
+    from ..stores.local import check_destination
 
     started = time.monotonic()
     src = parse_source(source)
     rules = from_flags(options.rules) if options.rules else None
-
-    def allow(path: str) -> bool:
-        return (rules is None or rules(path)) and (shard is None or shard(path))
 
     # DEST is checked now but created only once the source is known to exist: a mistyped
     # bucket or an unreachable endpoint leaves nothing behind.
@@ -89,17 +85,24 @@ async def _engine_load(
     s3, _ = open_s3(src.url, settings, directory=True)
     local, _ = open_local(dest, settings, directory=True)
     async with s3, local:
-        here = [e async for e in local.list()] if dest.is_dir() else []
+        # Both listings stream through the merge and unchanged files are only counted:
+        # memory stays flat at a million keys (copies beyond COPIES_IN_MEMORY spill).
         plan = await plan_sync(
             s3,
             local,
             SizeAndMtime(s3, local),
             delete=options.delete,
-            allow=allow if rules is not None or shard is not None else None,
+            allow=rules,
+            src_allow=shard,  # the other shards' files are not this machine's
             checks_in_flight=max(32, settings.concurrency or 0),
-            dst_entries=here,
+            dst_entries=None if dest.is_dir() else [],
+            record_skips=False,
         )
-        selected = [a for a in plan.all_actions() if a.kind in ("copy", "skip", "touch")]
+        copies = plan.copies
+        # Unchanged files are counted; the few kept as actions were checked by content.
+        settled = [a.size for a in plan.actions if a.kind in ("skip", "touch")]
+        selected = len(copies) + len(settled) + plan.unrecorded_skips
+        selected_bytes = sum(a.size for a in copies) + sum(settled) + plan.unrecorded_skip_bytes
         if not selected and not plan.warnings:
             async for _ in s3.list():
                 break
@@ -109,27 +112,20 @@ async def _engine_load(
             dest.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LocalIOError(f"cannot create the destination {dest}: {exc.strerror or exc}") from exc
-        if options.delete and shard is not None:
-            plan.actions += [
-                Action("delete", e.path, e.size, "not in shard", e)
-                for e in here
-                if e.kind == "file" and not shard(e.path) and (rules is None or rules(e.path))
-                if safe_relpath(e.path) is not None
-            ]
         outcome = await execute(plan, s3, local, reporter, exec_options(settings))
-    failed = {f.path for f in outcome.failed}
-    kept = [a for a in selected if a.target not in failed]
+        failed = {f.path for f in outcome.failed}
+        lost = [a.size for a in copies if a.target in failed] if failed else []
     return LoadResult(
         COMMAND,
         src.url,
         str(dest),
-        bytes=sum(a.size for a in kept),
+        bytes=selected_bytes - sum(lost),
         seconds=time.monotonic() - started,
         failed=outcome.failed,
         warnings=list(plan.warnings),
         tool="runctl",
         shard=str(shard) if shard else None,
-        files=len(kept),
+        files=selected - len(lost),
         copied=outcome.files,
         deleted=outcome.deleted,
         skipped=outcome.skipped + outcome.touched,

@@ -86,6 +86,7 @@ class Plan:
     """False: unchanged files are only counted (``unrecorded_skips``), not kept as
     actions: a no-change sync of a million keys then holds no million actions."""
     unrecorded_skips: int = 0
+    unrecorded_skip_bytes: int = 0
     spilled: Spill | None = field(default=None, repr=False, compare=False)
     """Copies beyond COPIES_IN_MEMORY (``add``), in plan order after those in ``actions``."""
     _copies_here: int = field(default=0, repr=False, compare=False)
@@ -113,6 +114,7 @@ class Plan:
             self.actions.append(action)
         else:
             self.unrecorded_skips += 1
+            self.unrecorded_skip_bytes += action.size
 
     @property
     def skip_count(self) -> int:

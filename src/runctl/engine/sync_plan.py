@@ -78,6 +78,7 @@ async def plan_sync(
     checks_in_flight: int = 32,
     dst_entries: list[Entry] | None = None,
     src_entries: list[Entry] | None = None,
+    src_allow: PathFilter | None = None,
     staged: bool = False,
     record_skips: bool = True,
 ) -> Plan:
@@ -90,7 +91,9 @@ async def plan_sync(
     per entry, which cost more than the rest of the plan at 60,000 files). ``staged``: the plan commits
     by building the new tree aside, so every destination-only path that must survive
     (excluded, or not deleted) gets a keep action. ``record_skips=False``: unchanged
-    files are counted, not kept (see Plan.record_skips).
+    files are counted, not kept (see Plan.record_skips). ``src_allow``: source files it
+    refuses are treated as absent there (a shard's other files: deleted from the
+    destination with ``delete``, else left), unlike ``allow``, which hides a path on both.
     """
     plan = Plan(commit="staged" if staged else "in-place", record_skips=record_skips)
     unsure: list[tuple[int, Entry, Entry]] = []
@@ -98,6 +101,10 @@ async def plan_sync(
     dirs_listed = src.lists_directories
 
     def decide(s: Entry | None, d: Entry | None) -> None:
+        if s is not None and src_allow is not None and not src_allow(s.path):
+            if d is None:
+                return
+            s = None
         path = s.path if s is not None else d.path  # type: ignore[union-attr]
         if s is not None and safe_relpath(path) is None:
             plan.warnings.append(unsafe_path_warning(path, src.url))

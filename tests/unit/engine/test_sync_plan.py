@@ -113,3 +113,30 @@ def test_unrecorded_skips_are_counted_not_kept() -> None:
     result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d), record_skips=False))
     assert [(a.kind, a.path) for a in result.actions] == [("copy", "b")]
     assert result.skip_count == 1
+
+
+def test_source_files_a_source_filter_refuses_are_absent_there() -> None:
+    """A shard's view: the other shards' files are not in its source, so a copy of one in
+    the destination goes with --delete (and stays without); the rules still hide a path
+    on both sides."""
+    src = [Entry("mine.bin", 1, 1.0), Entry("theirs.bin", 1, 1.0), Entry("new-theirs.bin", 1, 1.0)]
+    dst = [Entry("theirs.bin", 1, 1.0), Entry("stale.bin", 1, 1.0), Entry("x.log", 1, 1.0)]
+    rules = from_flags(order=[("exclude", "*.log")])
+
+    def mine(path: str) -> bool:
+        return not path.endswith("theirs.bin")
+
+    assert plan(src, dst, src_allow=mine, allow=rules) == {"mine.bin": ("copy", "new")}
+    assert plan(src, dst, src_allow=mine, allow=rules, delete=True) == {
+        "mine.bin": ("copy", "new"),
+        "stale.bin": ("delete", "not in source"),
+        "theirs.bin": ("delete", "not in source"),
+    }
+
+
+def test_unrecorded_skips_count_their_bytes() -> None:
+    s = ListingOnly([Entry("a", 3, 1.0), Entry("b", 5, 1.0), Entry("c", 7, 1.0)])
+    d = ListingOnly([Entry("a", 3, 1.0), Entry("b", 5, 1.0)])
+    result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d), record_skips=False))
+    assert (result.skip_count, result.unrecorded_skip_bytes) == (2, 8)
+    assert [a.path for a in result.actions] == ["c"]
