@@ -52,6 +52,7 @@ def test_push_no_change_edit_and_delete(
     assert first.code == 0, first.out + first.err
     doc = first.json()
     assert doc["transport"] == "ssm" and sorted(doc["sent"]) == sorted(FILES)
+    assert doc["verified"] in ("sha256", "md5")  # the instance checked the unpack
     assert read_tree(dest_dir) == FILES
     assert ssm_env.count("SendCommand") == 2  # the listing, then the update
     assert len(staged_keys(ssm_env)) == 1
