@@ -120,3 +120,17 @@ def busybox_perl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ss
         yield server
     finally:
         sshd.stop(server)
+
+
+@pytest.fixture
+def no_ssh_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the test key may be used (a developer's agent would offer others)."""
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+
+
+@pytest.fixture(params=["asyncssh", "openssh"])
+def each_ssh_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both transports of the remote seam, chosen as a user would (RUNCTL_SSH_CLIENT)."""
+    name: str = request.param
+    monkeypatch.setenv("RUNCTL_SSH_CLIENT", name)
+    return name

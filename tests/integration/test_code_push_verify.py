@@ -14,19 +14,7 @@ from runctl.stores import remote_tree
 from tests import sshd
 from tests.conftest import CliResult, cli
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-
-
-@pytest.fixture(autouse=True, params=["asyncssh", "openssh"])
-def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    name: str = request.param
-    monkeypatch.setenv("RUNCTL_SSH_CLIENT", name)
-    return name
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_ssh_agent", "each_ssh_client")]
 
 
 def push(server: sshd.SSHServer, src: Path, dest: str, *extra: str) -> CliResult:

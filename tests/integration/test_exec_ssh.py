@@ -12,17 +12,7 @@ from tests import sshd
 from tests.conftest import CliResult, cli
 from tests.sshd import ALIAS
 
-
-@pytest.fixture(autouse=True)
-def _no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-
-
-@pytest.fixture(autouse=True, params=["asyncssh", "openssh"])
-def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    name: str = request.param
-    monkeypatch.setenv("RUNCTL_SSH_CLIENT", name)
-    return name
+pytestmark = pytest.mark.usefixtures("no_ssh_agent", "each_ssh_client")
 
 
 def run_exec(server: sshd.SSHServer, target: str, *argv: str, json: bool = False) -> CliResult:

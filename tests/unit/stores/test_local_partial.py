@@ -37,12 +37,18 @@ def test_ranges_recorded_are_found_by_the_next_run(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_another_version_starts_over(tmp_path: Path) -> None:
-    final = tmp_path / "model.bin"
+def left_by_a_killed_run(final: Path, crc: int) -> Partial:
+    """What an interrupted run leaves: the data and one range recorded."""
     partial = claim(final)
     partial.data.write_bytes(b"x" * 30)
-    partial.finished(0, 10, 1)
+    partial.finished(0, 10, crc)
     partial.keep()
+    return partial
+
+
+def test_another_version_starts_over(tmp_path: Path) -> None:
+    final = tmp_path / "model.bin"
+    left_by_a_killed_run(final, 1)
 
     again = claim(final, {**IDENTITY, "version": '"def-2"'})
     assert again.done == {}
@@ -52,10 +58,7 @@ def test_another_version_starts_over(tmp_path: Path) -> None:
 
 def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     final = tmp_path / "f"
-    partial = claim(final)
-    partial.data.write_bytes(b"x" * 30)
-    partial.finished(0, 10, 7)
-    partial.keep()
+    partial = left_by_a_killed_run(final, 7)
     with partial.journal.open("a") as fh:
         fh.write("10 10")  # killed mid-append
     assert claim(final).done == {0: (10, 7)}
