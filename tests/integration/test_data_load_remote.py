@@ -229,3 +229,25 @@ def test_relative_dest_over_ssm_is_refused(ssm_env: SSMEmulator, dataset: str) -
     result = cli("data", "load", dataset, "data", "--on", box.instance_id, "--via", "ssm")
     assert result.code == 2 and "absolute" in result.err
     assert ssm_env.count("SendCommand") == 0
+
+
+def test_a_script_too_large_to_go_inline_is_staged(
+    ssm_env: SSMEmulator, s3_env: S3Server, dataset: str, tmp_path: Path
+) -> None:
+    """Rules enough to push the load script past SSM's inline limit: the script goes
+    through the S3 staging location (the instance fetches it), the load is the same, and
+    the staged object is deleted afterwards."""
+    box = ssm_env.add_instance(path=machine_path(tmp_path / "bin"), env=role_env_from(ssm_env))
+    dest = box.root / "data"
+    staging = s3_env.fresh_prefix()
+    rules = [arg for i in range(3000) for arg in ("--exclude", f"never-{i:05d}/*.tmp")]
+    argv = ["data", "load", dataset, str(dest), "--on", box.instance_id, "--via", "ssm"]
+    doc = doc_of(cli("-o", "json", *argv, "--staging", staging, *rules))
+    assert doc["via"] == "ssm" and doc["files"] == len(FILES)
+    assert read_tree(dest) == FILES
+    [sent] = ssm_env.requests("SendCommand")
+    inline = "\n".join(sent["Parameters"]["commands"])
+    assert len(inline) < 48 * 1024 and "never-02999" not in inline  # the rules travelled staged
+    client = botocore_client(s3_env.endpoint, s3_env.server.access_key, s3_env.server.secret_key)
+    left = client.list_objects_v2(Bucket=s3_env.bucket, Prefix=key_of(staging)).get("Contents", [])
+    assert [o["Key"] for o in left] == []  # the staged script is deleted once it ran
