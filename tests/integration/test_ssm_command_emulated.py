@@ -22,7 +22,7 @@ def test_one_script_on_many_instances_is_one_send_per_50(ssm_env: SSMEmulator) -
     results = asyncio.run(run.run(ids, spec))
     assert set(results) == set(ids)
     for iid, invocation in results.items():
-        assert invocation.status == "Success" and invocation.exit_status == 0
+        assert invocation.status == "Success" and invocation.exit_status == 0, invocation  # with its stderr
         assert invocation.stdout == f"me={iid}\n".encode()
     sends = ssm_env.requests("SendCommand")
     assert [len(s["InstanceIds"]) for s in sends] == [50, 5]
