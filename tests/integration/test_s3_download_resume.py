@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +115,7 @@ def test_later_ranges_are_read_only_from_the_same_version(s3_env: S3Server, dire
     direct.put_object(Bucket=s3_env.bucket, Key=key_of(url), Body=b"one" * 1000)
 
     async def go() -> None:
-        settings = replace(Settings(), endpoint_url=s3_env.endpoint)
+        settings = Settings(endpoint_url=s3_env.endpoint)
         store, key = open_store(url, settings, directory=False, scheme="s3")
         async with store:
             first = await store.open(key, 0, 10)
