@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runctl.stores import remote_tree
+from runctl.stores import remote_tree, sftp
 from tests import sshd
 from tests.conftest import CliResult, cli
 
@@ -121,3 +121,49 @@ def test_names_a_shell_could_misread_are_checked(ssh_server: sshd.SSHServer, tmp
     assert res.json()["verified"] in ("sha256", "md5")  # type: ignore[index]
     assert files(remote) == files(src)
     assert not list(tmp_path.rglob("PWNED"))
+
+
+@pytest.mark.parametrize("each_ssh_client", ["asyncssh"], indirect=True)
+def test_files_sent_over_sftp_are_checked_before_they_move(
+    no_tar_server: sshd.SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, each_ssh_client: str
+) -> None:
+    """Without tar, files go over SFTP into a staging directory and the remote checks
+    them there, as it checks an unpacked stream: a staged file damaged after it was
+    written (a disk, a broken SFTP server) fails the push with exit 5 and nothing moves.
+    Only asyncssh has an SFTP channel (openssh refuses such a remote: test_code_push)."""
+    remote = tmp_path / "remote" / "proj"
+    dest = no_tar_server.dest(remote)
+    first = push(no_tar_server, source(tmp_path, "v1"), dest)
+    assert first.code == 0, first.err
+    assert first.json()["verified"] in ("sha256", "md5"), first.out  # type: ignore[index]
+    assert files(remote) == files(tmp_path / "src")
+    before = files(remote)
+
+    damaged: list[Path] = []
+    real = sftp._StagingWriter.write
+
+    async def write(self: Any, path: str, *args: Any) -> None:
+        await real(self, path, *args)
+        staged = [p for p in remote.glob(".runctl-tmp-*/" + path) if p.is_file()]
+        if path == "pkg/model.py" and staged:
+            data = bytearray(staged[0].read_bytes())
+            data[0] ^= 0x01
+            staged[0].write_bytes(bytes(data))
+            damaged.append(staged[0])
+
+    monkeypatch.setattr(sftp._StagingWriter, "write", write)
+    src = source(tmp_path, "v2")
+    res = push(no_tar_server, src, dest)
+    assert damaged, "the staged file was never found to damage"
+    assert res.code == 5, (res.code, res.out, res.err)
+    doc = res.json()
+    assert doc["ok"] is False and doc["error"]["code"] == "integrity", doc  # type: ignore[index]
+    assert files(remote) == before  # nothing was put in place, not even the undamaged files
+    assert not [p for p in remote.parent.rglob("*") if ".runctl-tmp-" in p.name]
+
+    monkeypatch.undo()
+    monkeypatch.setenv("RUNCTL_SSH_CLIENT", each_ssh_client)
+    again = push(no_tar_server, src, dest)
+    assert again.code == 0, again.err
+    assert again.json()["verified"] in ("sha256", "md5")  # type: ignore[index]
+    assert files(remote) == files(src)

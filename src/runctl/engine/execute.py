@@ -19,7 +19,7 @@ from ..errors import NetworkError, RunctlError
 from ..events import BytesMoved, FileDeleted, FileDone, FileFailed, FileSkipped, Notice, Planned, Reporter
 from ..stores.base import Store
 from .budget import ByteBudget
-from .plan import Action, Plan
+from .plan import Action, Copies, Plan
 
 DELETE_BATCH = 1000
 
@@ -116,11 +116,29 @@ class PoolSession(PlanSession):
         self.opts = opts
 
     async def run(self, plan: Plan, src: Store, reporter: Reporter) -> Outcome:
-        dst, opts = self.dst, self.opts
+        dst = self.dst
         if plan.commit != "in-place":
             raise NotImplementedError(f"{dst.url} cannot commit a plan {plan.commit}")
         out = announce(plan, reporter)
-        copies = plan.copies
+        await self.copy_all(plan.copies, src, reporter, out)
+
+        touches = [(a.target, a.entry.mtime) for a in plan.touches if a.entry is not None]
+        if touches:
+            await dst.set_mtimes(touches)
+            out.touched = len(touches)
+        deletes = [a.target for a in plan.deletes]
+        for i in range(0, len(deletes), DELETE_BATCH):
+            batch = deletes[i : i + DELETE_BATCH]
+            await dst.delete(batch)
+            for path in batch:
+                reporter(FileDeleted(path))
+            out.deleted += len(batch)
+        return out
+
+    async def copy_all(self, copies: Copies, src: Store, reporter: Reporter, out: Outcome) -> None:
+        """The copies alone, into ``out`` (a session that commits them its own way, e.g.
+        stores.sftp, runs the rest itself)."""
+        dst, opts = self.dst, self.opts
         queue = iter(copies)
         count = opts.concurrency or max(src.files_in_flight, dst.files_in_flight)
         budget = ByteBudget(opts.bytes_in_flight) if opts.concurrency is None else None
@@ -136,19 +154,6 @@ class PoolSession(PlanSession):
         async with unwrap_groups(), asyncio.TaskGroup() as tg:
             for _ in range(max(1, min(count, len(copies)))):
                 tg.create_task(worker())
-
-        touches = [(a.target, a.entry.mtime) for a in plan.touches if a.entry is not None]
-        if touches:
-            await dst.set_mtimes(touches)
-            out.touched = len(touches)
-        deletes = [a.target for a in plan.deletes]
-        for i in range(0, len(deletes), DELETE_BATCH):
-            batch = deletes[i : i + DELETE_BATCH]
-            await dst.delete(batch)
-            for path in batch:
-                reporter(FileDeleted(path))
-            out.deleted += len(batch)
-        return out
 
 
 async def _copy_one(

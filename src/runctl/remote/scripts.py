@@ -390,6 +390,7 @@ def staged_update_script(
     leftovers: Sequence[str] = (),
     then: str = "",
     check: bool = False,
+    tar: bool = True,
 ) -> str:
     """Incremental mode into an existing tree: unpack stdin, whose members all lie in
     ``staging`` (a fresh directory inside ``root``, so on the same filesystem; tar
@@ -400,7 +401,9 @@ def staged_update_script(
     ``existing``: directories the remote already has (no mkdir process for them);
     ``leftovers``: what interrupted pushes left behind, removed first; ``then``: more
     of the plan (mtime fixes, deletes), run only once every file is in place; ``check``:
-    the stream ends with unpack_check's fragment, run before anything is moved."""
+    the stream ends with unpack_check's fragment, run before anything is moved. Without
+    ``tar``, the staging directory was filled another way (over SFTP, fragment included)
+    and the script only checks and moves."""
     stage = '"$r_s"/'
     steps: list[str] = []
     wanted = {d for d, _ in dirs} | {posixpath.dirname(f) for f in files}
@@ -425,11 +428,10 @@ def staged_update_script(
     body = " &&\n  ".join(steps) if steps else ":"
     clean = f"rm -rf -- {' '.join(quote(p) for p in leftovers)}\n" if leftovers else ""
     verify = unpack_check.check_lines('"$r_s"', drop) if check else ""
+    unpack = f"{TAR_PRESENT}\n{unpack_command(decode)} || {{ r_t=$?; {drop}; exit $r_t; }}\n" if tar else ""
     return f"""cd -- {quote(root)} || exit 1
 {clean}r_s={quote(staging)}
-{TAR_PRESENT}
-{unpack_command(decode)} || {{ r_t=$?; {drop}; exit $r_t; }}
-{verify}{{
+{unpack}{verify}{{
   {body}
 }} || {{ r_t=$?; {drop}; exit $r_t; }}
 {drop}

@@ -24,7 +24,7 @@ from shlex import quote
 from typing import Any, NamedTuple
 
 from ..digests import MD5, SHA256, DigestSpec
-from ..engine.execute import ExecOptions, Outcome, PlanSession, PoolSession, announce
+from ..engine.execute import ExecOptions, Outcome, PlanSession, announce
 from ..engine.plan import Action, Plan
 from ..errors import NotFoundError, RemoteToolMissingError
 from ..events import BytesMoved, FileDeleted, FileDone, Reporter
@@ -39,7 +39,6 @@ from .tar_stream import send_tar
 LEFTOVER_AGE = 3600.0
 """Seconds after which a staging dir or temporary file is taken as abandoned (a push
 still running beside this one would be younger)."""
-SFTP_FILES_IN_FLIGHT = 64
 _TYPES: dict[bytes, EntryKind] = {b"f": "file", b"d": "dir", b"l": "symlink"}
 _TMP_MARK = TMP_MARK.encode()
 _FS_ENCODING = sys.getfilesystemencoding()
@@ -179,24 +178,19 @@ class TreeSession(PlanSession):
         store = self.store
         tree = self.tree or await store.survey()
         copies = plan.copies
+        touches = [(a.target, a.entry.mtime) for a in plan.touches if a.entry is not None]
+        deletes = [a.target for a in plan.deletes]
+        then = _then(touches, deletes)
         if not tree.has_tar and copies:
             if plan.commit == "staged":
                 raise RemoteToolMissingError(
                     f"tar is not installed on {store.url}: full mode needs it",
                     "Install tar there, or push with --mode incremental (SFTP, one file at a time).",
                 )
-            from .sftp import SFTPTreeStore
+            from .sftp import SFTPSession
 
-            sftp = SFTPTreeStore(store.shell, store.root)
-            lanes = ExecOptions(concurrency=SFTP_FILES_IN_FLIGHT)
-            try:
-                return await PoolSession(sftp, lanes).run(plan, src, reporter)
-            finally:
-                await sftp.close()
+            return await SFTPSession(store, tree, then).run(plan, src, reporter)
         out = announce(plan, reporter)
-        touches = [(a.target, a.entry.mtime) for a in plan.touches if a.entry is not None]
-        deletes = [a.target for a in plan.deletes]
-        then = _then(touches, deletes)
         if copies:
             await self._send(plan, tree, src, reporter, out, then)
         elif then:
