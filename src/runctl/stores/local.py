@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import stat
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +18,7 @@ from ..digests import MD5, S3_ETAG, SHA256, DigestSpec, file_digest
 from ..errors import IntegrityError, LocalIOError, NotFoundError, ObjectChangedError, UsageError
 from ..integrity import Expected, Tally, WriteHasher, digest_of, hasher_for, mismatch
 from .base import Entry, ProgressFn, Reader, Store
-from .local_partial import PARTIAL_MARK, Partial, crc_of
+from .local_partial import PARTIAL_MARK, Partial, crc_extend, crc_of
 
 CHUNK = 1024 * 1024
 """Read size for local streams: 1 MiB balances syscalls against page-fault cost."""
@@ -495,7 +494,7 @@ def _write_whole(
 def _pwrite_all(
     fd: int, chunk: bytes, offset: int, hasher: WriteHasher | None = None, crc: int | None = None
 ) -> int | None:
-    """Write ``chunk`` at ``offset`` and feed it to ``hasher``; returns ``crc`` (a CRC-32
+    """Write ``chunk`` at ``offset`` and feed it to ``hasher``; returns ``crc`` (a CRC-32C
     so far, if one is kept) extended by it."""
     view = memoryview(chunk)
     at = offset
@@ -505,7 +504,7 @@ def _pwrite_all(
         view = view[written:]
     if hasher is not None:
         hasher.written(fd, chunk, offset)
-    return None if crc is None else zlib.crc32(chunk, crc)
+    return None if crc is None else crc_extend(crc, chunk)
 
 
 def _reusable(fd: int, offset: int, length: int, crc: int, hasher: WriteHasher | None) -> bool:

@@ -4,11 +4,13 @@ the same command resumes it instead of starting over.
 Beside the final name lie two hidden files: the data, written in place at each range's
 offset, and a journal whose first line says what is being downloaded (the source, its
 ETag, size and range size) and whose other lines each record one range written whole,
-with the CRC-32 of its bytes as written. A later run resumes only when the header is the
+with the CRC-32C of its bytes as written. A later run resumes only when the header is the
 same (the object unchanged), and reuses only the ranges whose bytes still have their CRC
 (a torn or damaged range is fetched again); the whole file is then verified against the
-object's digest as any download is. CRC-32, not MD5: it costs ~0.1 ms per MiB on the hot
-path of every large download, and the cryptographic check is the whole-file one.
+object's digest as any download is. A CRC, not MD5: it is on the hot path of every large
+download, and the cryptographic check is the whole-file one. CRC-32C (``crc32c``, the SSE4.2
+instruction) rather than zlib's CRC-32: 0.05 ms per MiB against 0.26 with the zlib these
+machines ship, which was a tenth of a 256 MiB download's time on one core.
 
 The journal is locked (flock) while a run uses it: a second run downloading the same file
 at the same time gets no partial and writes a temporary file of its own.
@@ -20,14 +22,21 @@ import contextlib
 import fcntl
 import json
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import crc32c
+
 PARTIAL_MARK = ".runctl-partial-"
 """In the names of the partial files; listings leave them out as they do temporary files."""
-_VERSION = 1
+_VERSION = 2
+"""2: CRC-32C (1 was zlib's CRC-32). A journal of another version is started over."""
+
+
+def crc_extend(crc: int, data: bytes) -> int:
+    """The CRC of the bytes so far (``crc``) followed by ``data`` (any buffer)."""
+    return crc32c.crc32c(data, crc)
 
 
 def crc_of(fd: int, offset: int, length: int) -> int:
@@ -37,7 +46,7 @@ def crc_of(fd: int, offset: int, length: int) -> int:
         data = os.pread(fd, min(1 << 20, end - offset), offset)
         if not data:
             return -1  # shorter than recorded: not the range that was written
-        crc = zlib.crc32(data, crc)
+        crc = crc_extend(crc, data)
         offset += len(data)
     return crc
 
@@ -48,7 +57,7 @@ class Partial:
     journal: Path
     _fd: int
     done: dict[int, tuple[int, int]] = field(default_factory=dict)
-    """Ranges an earlier run wrote whole: offset -> (length, CRC-32)."""
+    """Ranges an earlier run wrote whole: offset -> (length, CRC-32C)."""
 
     @classmethod
     def claim(cls, final: Path, identity: dict[str, Any]) -> Partial | None:
