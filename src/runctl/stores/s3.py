@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 import obstore
@@ -297,6 +297,11 @@ class S3Reader(Reader):
 
     async def _body(self) -> AsyncIterator[bytes]:
         if not self._skip and self._limit is None:
+            if self.size <= CHUNK:
+                # One completion from obstore instead of two (a chunk, then the end): on a
+                # download of many small files each is a wake-up of the loop and a GIL hand-off.
+                yield cast(bytes, await self._result.bytes_async())  # a buffer, as below
+                return
             async for chunk in self._result.stream(min_chunk_size=CHUNK):
                 yield chunk  # obstore.Bytes supports the buffer protocol
             return
