@@ -115,7 +115,8 @@ def test_server_reply_is_read_from_an_obstore_error() -> None:
 
 
 class _FakeGet:
-    """What S3Reader reads of an obstore GetResult: meta, attributes and a chunk stream."""
+    """What S3Reader reads of an obstore GetResult: meta, attributes, a chunk stream and
+    the whole body at once (which S3Reader asks for when the body is small)."""
 
     def __init__(self, data: bytes, chunk: int) -> None:
         self.meta = {"size": len(data)}
@@ -128,6 +129,9 @@ class _FakeGet:
 
     def stream(self, min_chunk_size: int = 0) -> Any:
         return self._chunks()
+
+    async def bytes_async(self) -> bytes:
+        return self._data
 
 
 @pytest.mark.parametrize(("skip", "limit"), [(0, None), (0, 5), (3, 4), (7, None), (10, 100), (99, 1)])
