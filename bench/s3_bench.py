@@ -49,7 +49,11 @@ LARGE_SIZE = 256 * MIB
 LARGE_NAME = "big.bin"
 
 TOOLS = ("runctl", "s5cmd", "aws")
-CASES = ("small-upload", "small-download", "large-upload", "large-download")
+CASES = ("small-upload", "small-download", "large-upload", "large-download", "large-download-verified")
+VERIFIED = "large-download-verified"
+"""The 256 MiB object uploaded by runctl, so runctl's download checks it (the CRC-32C
+runctl records); s5cmd's upload of it (large-download) carries no digest runctl can
+use. runctl's time here over its time there is the cost of the check."""
 
 
 # -- the environment --------------------------------------------------------------------
@@ -310,7 +314,7 @@ def command(tool: str, case: str, env: Env, data: Data, prefix: str, dest: Path)
     seeded s3://bench/seed/{small,large}/ into DEST."""
     url = f"s3://{BUCKET}/{prefix}/"
     small = case.startswith("small")
-    seed = f"s3://{BUCKET}/seed/{'small' if small else 'large'}/"
+    seed = f"s3://{BUCKET}/seed/{seed_name(case)}/"
     upload = case.endswith("upload")
     if tool == "runctl":
         base = [*env.runctl, "--no-progress", "-q", "s3"]
@@ -343,8 +347,13 @@ def command(tool: str, case: str, env: Env, data: Data, prefix: str, dest: Path)
     raise ValueError(f"unknown tool {tool}")
 
 
+def seed_name(case: str) -> str:
+    return "large-verified" if case == VERIFIED else ("small" if case.startswith("small") else "large")
+
+
 def seed(env: Env, data: Data, cases: Sequence[str]) -> None:
-    """Upload the download cases' source objects once, with s5cmd (untimed)."""
+    """Upload the download cases' source objects once (untimed): with s5cmd, except the
+    one runctl must find its own digest on."""
     jobs = []
     if "small-download" in cases:
         jobs.append(("small", f"{data.small_dir}/*", "small-download"))
@@ -356,6 +365,12 @@ def seed(env: Env, data: Data, cases: Sequence[str]) -> None:
         problem = diff_listing(s3_listing(env, f"seed/{name}"), expected(case, data))
         if out.returncode != 0 or problem:
             sys.exit(f"seeding s3://{BUCKET}/seed/{name}/ failed: {out.stderr.strip()} {problem}")
+    if VERIFIED in cases:
+        url = f"s3://{BUCKET}/seed/{seed_name(VERIFIED)}/{LARGE_NAME}"
+        argv = [*env.runctl, "--no-progress", "-q", "s3", "upload", str(data.large_file), url]
+        out = subprocess.run(argv, env=env.environ, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"seeding {url} with runctl failed: {out.stderr.strip()}")
 
 
 def measure(case: str, tool: str, run: int, env: Env, data: Data, args: argparse.Namespace) -> Measurement:
@@ -364,7 +379,7 @@ def measure(case: str, tool: str, run: int, env: Env, data: Data, args: argparse
     dest = env.work / "dest" / tag  # fresh local destination per run
     dest.mkdir(parents=True)
     m = Measurement(case, tool, run, command(tool, case, env, data, prefix, dest))
-    if case == "large-download" and args.prefault:
+    if case.startswith("large-download") and args.prefault:
         prefault(args.prefault_mib)
     log = env.work / "logs" / f"{tag}.log"
     run_timed(m, env, log)
@@ -439,6 +454,19 @@ def path_check(summaries: list[Summary], cases: Sequence[str]) -> list[dict[str,
                 }
             )
     return found
+
+
+def integrity_cost(summaries: list[Summary]) -> dict[str, float]:
+    """Per leg: runctl's median on the object it verifies over its median on the one it
+    cannot (the same bytes, uploaded by s5cmd), minus one."""
+    by_case = {s.case: s for s in summaries}
+    cost = {}
+    for s in summaries:
+        if s.case.startswith(VERIFIED) and "runctl" in s.median_s:
+            plain = by_case.get("large-download" + s.case[len(VERIFIED) :])
+            if plain is not None and "runctl" in plain.median_s:
+                cost[s.case] = s.median_s["runctl"] / plain.median_s["runctl"] - 1
+    return cost
 
 
 def render_path_check(check: list[dict[str, float | str]]) -> str:
@@ -657,6 +685,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     summaries = summarize(results, case_labels, tools)
     print(render(summaries, tools, args.runs))
     check = path_check(summaries, args.case_list)
+    cost = integrity_cost(summaries)
+    for case, extra in cost.items():
+        print(f"\nintegrity check ({case}, runctl's recorded CRC-32C): {extra:+.1%} against unverified")
     if check:
         print("\n" + render_path_check(check))
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -673,6 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_after": os.getloadavg(),
         },
         "summary": [asdict(s) for s in summaries],
+        "integrity_cost": cost,
         "delay_path": {
             "relay": "bench/delay_relay.c (delay each way; first request of a connection + 1 round trip)",
             "cpu": SERVER_CPU,

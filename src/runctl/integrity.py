@@ -8,6 +8,9 @@ uses); this module says which one applies and computes it while the bytes move:
 * ``PartDigests``: an S3 multipart ETag, ``md5(part md5s)-N``, of a file written as
   parallel ranges that each hold whole parts: every range hashes its own parts, in the
   thread that writes them (hashlib releases the GIL), so the ranges hash side by side.
+* ``RangeCRCs``: a CRC-32C (the digest runctl records at multipart upload) of a file
+  written in pieces in any order: each run of adjacent pieces keeps its own CRC, in the
+  thread that writes it, and the runs' CRCs are combined at the end, with no read-back.
 * ``InOrder``: any digest of a file written in parallel ranges (or one stream), in file
   order: bytes written at the hashed frontier are hashed as they are written; ranges that
   finish ahead of it are read back (from the page cache) once the frontier reaches them.
@@ -28,7 +31,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from .digests import MD5, S3_ETAG, DigestSpec, StreamHasher, etag_of_parts, parts_for
+import crc32c
+
+from .digests import (
+    CRC32C,
+    MD5,
+    S3_ETAG,
+    DigestSpec,
+    StreamHasher,
+    crc32c_combine,
+    crc_hex,
+    etag_of_parts,
+    parts_for,
+)
 from .errors import IntegrityError
 
 T = TypeVar("T")
@@ -134,6 +149,48 @@ class PartDigests:
         return etag_of_parts(digests)
 
 
+class RangeCRCs:
+    """The CRC-32C of a file written in pieces in any order (each range's in order).
+
+    A piece written where a run ends extends that run; any other starts a new one. At the
+    end the runs are combined in file order; what no run covers is read back."""
+
+    def __init__(self) -> None:
+        self._runs: dict[int, tuple[int, int]] = {}
+        """end offset -> (start offset, CRC of the bytes between)."""
+        self._lock = threading.Lock()
+
+    def written(self, fd: int, data: bytes | memoryview, offset: int) -> None:
+        with self._lock:
+            start, crc = self._runs.pop(offset, (offset, 0))
+        crc = crc32c.crc32c(data, crc)  # releases the GIL: ranges hash side by side
+        with self._lock:
+            self._runs[offset + len(data)] = (start, crc)
+
+    def result(self, fd: int, size: int) -> str:
+        crc, pos = 0, 0
+        for end, (start, run) in sorted(self._runs.items(), key=lambda item: item[1][0]):
+            if start < pos or end > size:  # pieces written twice, or past the end: hash the file
+                return read_back(fd, 0, size, StreamHasher(DigestSpec(CRC32C))).hexdigest()
+            if start > pos:  # a hole no piece filled: what the file holds there
+                crc = crc32c_combine(crc, _crc_of(fd, pos, start), start - pos)
+            crc, pos = crc32c_combine(crc, run, end - start), end
+        if pos < size:
+            crc = crc32c_combine(crc, _crc_of(fd, pos, size), size - pos)
+        return crc_hex(crc)
+
+
+def _crc_of(fd: int, start: int, end: int) -> int:
+    crc = 0
+    while start < end:
+        data = os.pread(fd, min(READ_BACK, end - start), start)
+        if not data:
+            break
+        crc = crc32c.crc32c(data, crc)
+        start += len(data)
+    return crc
+
+
 class InOrder:
     """Any ``StreamHasher`` digest of a file written in pieces in any order."""
 
@@ -196,6 +253,8 @@ def hasher_for(expected: Expected, size: int, range_size: int, sequential: bool)
     ``range_size`` (or, ``sequential``, as one stream): part by part in parallel when the
     ranges hold whole parts, else in file order."""
     spec = expected.spec
+    if spec.kind == CRC32C:
+        return RangeCRCs()
     if spec.kind == S3_ETAG and not sequential and range_size % spec.part_size == 0:
         return PartDigests(size, spec.part_size)
     return InOrder(spec)
@@ -241,7 +300,7 @@ def mismatch(
     what: str, spec: DigestSpec, actual: str, expected: Expected, *, upload: bool = False
 ) -> IntegrityError:
     """The error for bytes whose digest is not the one vouched for, naming both."""
-    kind = "MD5" if spec.kind == MD5 else ("multipart ETag" if spec.kind == S3_ETAG else spec.kind)
+    kind = {MD5: "MD5", S3_ETAG: "multipart ETag", CRC32C: "CRC-32C"}.get(spec.kind, spec.kind)
     if upload:
         return IntegrityError(
             f"{what}: the server's ETag {expected.value} is not the {kind} of the bytes sent "

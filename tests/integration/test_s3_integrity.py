@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from runctl.digests import CRC32C, DigestSpec, StreamHasher
 from runctl.settings import Settings
 from runctl.stores.factory import open_local, open_s3
 from runctl.stores.local import LocalStore
-from runctl.stores.s3 import MD5_KEY
+from runctl.stores.s3 import CRC_KEY, MD5_KEY
 from tests.conftest import CliResult, RcloneS3, S3Server, botocore_client, cli, key_of
 from tests.faultproxy import FaultProxy
 
@@ -176,6 +177,29 @@ def test_a_recorded_md5_is_checked_before_the_etag(s3_env: S3Server, direct: Any
     assert os.listdir(tmp_path) == []
 
 
+def crc(data: bytes) -> str:
+    hasher = StreamHasher(DigestSpec(CRC32C))
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
+@pytest.mark.parametrize("size", [300_000, 21 * MiB + 3], ids=["one-get", "ranges"])
+def test_a_recorded_crc32c_is_checked_before_the_etag(
+    s3_env: S3Server, direct: Any, tmp_path: Path, size: int
+) -> None:
+    url = s3_env.fresh_prefix() + "x.bin"
+    data = os.urandom(size)
+    wrong = crc(flipped(data, size // 2))
+    direct.put_object(Bucket=s3_env.bucket, Key=key_of(url), Body=data, Metadata={CRC_KEY: wrong})
+
+    res = cli("s3", "download", url, str(tmp_path / "x.bin"))
+
+    assert res.code == 5
+    line = the_error(res)
+    assert wrong in line and crc(data) in line and "recorded CRC-32C" in line
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_multipart_object_uploaded_by_runctl_downloads_verified(s3_env: S3Server, tmp_path: Path) -> None:
     src = tmp_path / "big.bin"
     data = os.urandom(21 * MiB + 3)
@@ -274,7 +298,8 @@ def test_a_multipart_upload_carries_sha256_checksums_the_server_checks(
     head = direct.head_object(Bucket=s3_env.bucket, Key=key_of(url), ChecksumMode="ENABLED")
     assert head["ETag"].strip('"') == multipart_etag(data, 5 * MiB)
     assert head.get("ChecksumSHA256"), head
-    assert MD5_KEY not in head["Metadata"]  # sent before the data: no whole-file digest
+    assert MD5_KEY not in head["Metadata"]  # a whole-file MD5 would cost a second pass
+    assert head["Metadata"][CRC_KEY] == crc(data)  # a CRC-32C costs a twentieth of one
 
 
 @pytest.mark.parametrize(

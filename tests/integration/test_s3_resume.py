@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runctl.digests import CRC32C, DigestSpec, StreamHasher
+from runctl.stores.s3 import CRC_KEY, MTIME_KEY
 from tests.conftest import CliResult, S3Server, cli, key_of
 from tests.faultproxy import FaultProxy
 
@@ -15,9 +17,11 @@ MiB = 1024 * 1024
 PART = 5 * MiB
 
 
-def leave_unfinished(direct: Any, bucket: str, key: str, parts: dict[int, bytes]) -> str:
+def leave_unfinished(
+    direct: Any, bucket: str, key: str, parts: dict[int, bytes], metadata: dict[str, str] | None = None
+) -> str:
     """What a killed run leaves: an upload with some parts stored, never completed."""
-    upload = direct.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    upload = direct.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata or {})["UploadId"]
     for n, body in parts.items():
         direct.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=n, Body=body)
     return str(upload)
@@ -64,6 +68,35 @@ def test_an_unfinished_upload_is_completed_with_only_the_missing_part(
     got = direct.get_object(Bucket=s3_env.bucket, Key=key)["Body"].read()
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     assert pending(direct, s3_env.bucket, key) == []
+
+
+def crc(data: bytes) -> str:
+    hasher = StreamHasher(DigestSpec(CRC32C))
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
+def test_a_resumed_upload_carries_this_runs_metadata_not_the_first_runs(
+    s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path
+) -> None:
+    """The first run recorded the CRC and mtime of the file as it was then (its last part
+    has changed since, and was never sent): the object completed from it must describe
+    the file it holds, or every later download would fail its check."""
+    data, src, url, key = checkpoint(s3_env, tmp_path, 2 * PART + 12345)
+    stale = {MTIME_KEY: "1000000000.000000", CRC_KEY: crc(data[: 2 * PART] + os.urandom(12345))}
+    leave_unfinished(direct, s3_env.bucket, key, {1: data[:PART], 2: data[PART : 2 * PART]}, stale)
+
+    res = upload(proxy, src, url)
+
+    assert res.code == 0, res.err
+    doc = res.json()
+    assert isinstance(doc, dict) and doc["resumed"] is True, doc
+    head = direct.head_object(Bucket=s3_env.bucket, Key=key)
+    assert head["Metadata"][CRC_KEY] == crc(data)
+    assert head["Metadata"][MTIME_KEY] == f"{src.stat().st_mtime:.6f}"
+    down = tmp_path / "down.bin"
+    assert cli("s3", "download", url, str(down)).code == 0
+    assert down.read_bytes() == data
 
 
 def test_a_stored_part_that_differs_from_the_file_is_sent_again(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from runctl.digests import (
+    CRC32C,
     MD5,
     S3_ETAG,
     SHA256,
@@ -24,19 +25,26 @@ from runctl.digests import (
     etag_parts,
     file_digest,
 )
-from runctl.errors import IntegrityError, NetworkError
-from runctl.integrity import Expected, InOrder, PartDigests, etag_vouches, hasher_for, mismatch
+from runctl.errors import IntegrityError, NetworkError, SourceChangedError
+from runctl.integrity import Expected, InOrder, PartDigests, RangeCRCs, etag_vouches, hasher_for, mismatch
 from runctl.settings import Settings
+from runctl.stores import s3 as s3_module
 from runctl.stores.base import Entry, ProgressFn, Reader, Store
 from runctl.stores.factory import open_s3
 from runctl.stores.local import TMP_MARK, LocalStore
-from runctl.stores.s3 import MD5_KEY, S3Store
+from runctl.stores.s3 import CRC_KEY, MD5_KEY, S3Store
 
 KIB = 1024
 
 
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
+
+
+def crc(data: bytes) -> str:
+    hasher = StreamHasher(DigestSpec(CRC32C))
+    hasher.update(data)
+    return hasher.hexdigest()
 
 
 def multipart_etag(data: bytes, part: int) -> str:
@@ -174,12 +182,42 @@ def test_in_order_digest_of_ranges_written_in_any_order(tmp_path: Path, seed: in
     assert got == (md5(data) if spec.kind == MD5 else multipart_etag(data, 30 * KIB))
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("range_size", [64 * KIB, 100_003])
+def test_range_crcs_of_ranges_written_in_any_order(tmp_path: Path, seed: int, range_size: int) -> None:
+    data = random.Random(seed).randbytes(700 * KIB + seed)
+    assert write_ranges(tmp_path / "f", data, RangeCRCs(), range_size, seed) == crc(data)
+
+
+def test_range_crcs_read_back_what_no_piece_wrote_and_pieces_written_twice(tmp_path: Path) -> None:
+    data = os.urandom(30 * KIB)
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        os.pwrite(fd, data, 0)
+        holes = RangeCRCs()  # only the middle third is reported written
+        holes.written(fd, data[10 * KIB : 20 * KIB], 10 * KIB)
+        assert holes.result(fd, len(data)) == crc(data)
+        twice = RangeCRCs()  # a range written again (a retry): the file is what counts
+        for at in (0, 10 * KIB, 0, 20 * KIB):
+            twice.written(fd, data[at : at + 10 * KIB], at)
+        assert twice.result(fd, len(data)) == crc(data)
+        short = RangeCRCs()  # the file lacks its last bytes: not the object's CRC
+        os.ftruncate(fd, len(data) - 1)
+        short.written(fd, data[: 10 * KIB], 0)
+        assert short.result(fd, len(data)) != crc(data)
+    finally:
+        os.close(fd)
+
+
 def test_hasher_for_hashes_parts_in_parallel_only_when_ranges_hold_whole_parts() -> None:
     etag = Expected(DigestSpec(S3_ETAG, 8), "x-2", "ETag")
     assert isinstance(hasher_for(etag, 100, 16, sequential=False), PartDigests)
     assert isinstance(hasher_for(etag, 100, 12, sequential=False), InOrder)  # parts straddle ranges
     assert isinstance(hasher_for(etag, 100, 16, sequential=True), InOrder)  # one whole stream
     assert isinstance(hasher_for(Expected(DigestSpec(MD5), "x", "ETag"), 100, 16, False), InOrder)
+    recorded = Expected(DigestSpec(CRC32C), "x", "recorded CRC-32C")
+    assert isinstance(hasher_for(recorded, 100, 12, sequential=False), RangeCRCs)
+    assert isinstance(hasher_for(recorded, 100, 12, sequential=True), RangeCRCs)
 
 
 # -- when an ETag is no digest: no false alarms -------------------------------------------
@@ -272,30 +310,32 @@ def download(tmp_path: Path, src: Source, range_size: int) -> LocalStore:
     return dst
 
 
+def digest(kind: str, data: bytes) -> str:
+    return {MD5: md5, CRC32C: crc}[kind](data) if kind != S3_ETAG else multipart_etag(data, 5000)
+
+
 @pytest.mark.parametrize("size", [5000, 50_000])  # one small file; ranges of 10,000 bytes
-@pytest.mark.parametrize("kind", [MD5, S3_ETAG])
+@pytest.mark.parametrize("kind", [MD5, S3_ETAG, CRC32C])
 def test_damaged_download_raises_and_leaves_nothing(tmp_path: Path, size: int, kind: str) -> None:
     data = os.urandom(size)
     spec = DigestSpec(kind, 5000 if kind == S3_ETAG else 0)
-    value = md5(data) if kind == MD5 else multipart_etag(data, 5000)
+    value = digest(kind, data)
     src = Source(data, Expected(spec, value, "ETag"), damage=1, at=size - 10)
     with pytest.raises(IntegrityError) as caught:
         download(tmp_path, src, 10_000)
     damaged = bytearray(data)
     damaged[size - 10] ^= 1
-    got = md5(bytes(damaged)) if kind == MD5 else multipart_etag(bytes(damaged), 5000)
+    got = digest(kind, bytes(damaged))
     assert value in caught.value.message and got in caught.value.message
     assert os.listdir(tmp_path) == []  # no final name, no temporary file
 
 
 @pytest.mark.parametrize("size", [5000, 50_000])
-def test_intact_download_is_verified(tmp_path: Path, size: int) -> None:
+@pytest.mark.parametrize("kind", [S3_ETAG, CRC32C])
+def test_intact_download_is_verified(tmp_path: Path, size: int, kind: str) -> None:
     data = os.urandom(size)
-    dst = download(
-        tmp_path,
-        Source(data, Expected(DigestSpec(S3_ETAG, 5000), multipart_etag(data, 5000), "ETag")),
-        10_000,
-    )
+    spec = DigestSpec(kind, 5000 if kind == S3_ETAG else 0)
+    dst = download(tmp_path, Source(data, Expected(spec, digest(kind, data), "ETag")), 10_000)
     assert (tmp_path / "f").read_bytes() == data
     assert (dst.tally.verified, dst.tally.unverified) == (1, 0)
 
@@ -364,6 +404,11 @@ def fake_put(monkeypatch: pytest.MonkeyPatch, etag: str | None) -> list[dict[str
         return {"e_tag": etag, "version": None}
 
     monkeypatch.setattr("runctl.stores.s3.obstore.put_async", put)
+
+    async def nothing_to_resume(self: S3Store, *args: object) -> None:
+        return None  # no server to ask for unfinished uploads
+
+    monkeypatch.setattr(S3Store, "_resumable", nothing_to_resume)
     return calls
 
 
@@ -402,6 +447,36 @@ def test_an_etag_that_is_not_the_digest_sent_is_an_integrity_error(
     sent = md5(data) if size == 1000 else multipart_etag(data, 5 * 1024 * KIB)
     assert wrong in caught.value.message and sent in caught.value.message
     assert parts == [None if size == 1000 else 5 * 1024 * KIB]
+
+
+def test_a_multipart_upload_records_the_crc32c_of_the_file(
+    s3: S3Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(12 * 1024 * KIB)
+    calls = fake_put(monkeypatch, f'"{multipart_etag(data, 5 * 1024 * KIB)}"')
+    upload(s3, tmp_path, data)
+    assert calls[0]["attributes"][CRC_KEY] == crc(data) and calls[0]["body"] == data
+    assert MD5_KEY not in calls[0]["attributes"] and s3.tally.verified == 1
+
+
+def test_a_file_rewritten_between_its_crc_pass_and_its_parts_is_not_stored(
+    s3: S3Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same size, same mtime, other bytes (what a stat cannot see): the CRC taken before
+    the upload is not the bytes' sent, so the object would lie about its content."""
+    data = os.urandom(12 * 1024 * KIB)
+    calls = fake_put(monkeypatch, f'"{multipart_etag(data, 5 * 1024 * KIB)}"')
+    deleted: list[list[str]] = []
+
+    async def delete(self: S3Store, paths: Iterable[str]) -> None:
+        deleted.append(list(paths))
+
+    monkeypatch.setattr(S3Store, "delete", delete)
+    real = s3_module._file_crc
+    monkeypatch.setattr(s3_module, "_file_crc", lambda path, planned: real(path, planned) ^ 1)
+    with pytest.raises(SourceChangedError, match="changed while it was uploaded"):
+        upload(s3, tmp_path, data)
+    assert len(calls) == 1 and deleted == [["f"]]
 
 
 def test_an_upload_etag_mismatch_under_kms_is_no_error(

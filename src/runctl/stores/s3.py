@@ -18,11 +18,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
+import crc32c
 import obstore
 from obstore.exceptions import PermissionDeniedError, PreconditionError, UnauthenticatedError
 from obstore.store import S3Store as _ObS3Store
 
-from ..digests import MD5, S3_ETAG, DigestSpec, StreamHasher, etag_digest, etag_parts, md5_hex, parts_for
+from ..digests import (
+    CRC32C,
+    MD5,
+    S3_ETAG,
+    DigestSpec,
+    StreamHasher,
+    crc_hex,
+    etag_digest,
+    etag_parts,
+    md5_hex,
+    parts_for,
+    recorded_crc32c,
+)
 from ..errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -46,11 +59,18 @@ if TYPE_CHECKING:
     from obstore import GetResult
 
 MAX_PARTS = 10_000
+COPY_LIMIT = 5 * 1024**3
+"""The largest object one CopyObject request copies."""
 MTIME_KEY = "mtime"
 """User metadata key for the source mtime (x-amz-meta-mtime, the same key rclone uses)."""
 MD5_KEY = "runctl-md5"
 """User metadata key for the MD5 of an object uploaded in one PUT (x-amz-meta-runctl-md5):
 a digest downloads can check that, unlike the ETag, survives copies and SSE-KMS."""
+CRC_KEY = "runctl-crc32c"
+"""User metadata key for the CRC-32C of a multipart upload's whole file (x-amz-meta-
+runctl-crc32c), taken in a pass over the file before the upload starts (metadata goes
+with the request that creates the upload) and checked against the bytes sent. Downloads
+check it for a twentieth of an MD5's CPU: the CRCs of ranges combine (runctl.digests)."""
 DIGEST_CODES = frozenset({"BadDigest", "XAmzContentSHA256Mismatch"})
 """S3 error codes for a body that arrived other than it was sent (its checksum differs)."""
 
@@ -761,10 +781,13 @@ class S3Store(Store):
         )
 
     def _expected(self, path: str, result: GetResult) -> Expected | None:
-        """The digest a GET's answer vouches for: the MD5 runctl recorded at upload, else
+        """The digest a GET's answer vouches for: the CRC-32C or MD5 runctl recorded at upload, else
         the ETag when it is a plain MD5 or a multipart ETag whose part count fits runctl's
         part size rule (then each part is ``part_size_for`` bytes, assumed until a
         mismatch makes ``_etag_vouches`` ask). None: nothing usable, nothing checked."""
+        crc = recorded_crc32c(result.attributes.get(CRC_KEY))
+        if crc is not None:
+            return Expected(DigestSpec(CRC32C), crc, "recorded CRC-32C")
         recorded = etag_digest(result.attributes.get(MD5_KEY), 0)
         if recorded is not None and recorded[0].kind == MD5:
             return Expected(recorded[0], recorded[1], "recorded MD5")
@@ -799,6 +822,7 @@ class S3Store(Store):
         require_object_key(self.bucket, key)  # before any request (a key S3 would refuse, or worse)
         local = None
         changed: _Watch | None = None
+        torn = False
         try:
             local = src.local_file(entry.path)
             if local is not None:
@@ -825,6 +849,8 @@ class S3Store(Store):
                 # Multipart: parts in flight in parallel; the object appears only on completion.
                 # Each part's MD5 is taken as it is read: the ETag must be md5(those)-N.
                 spec = DigestSpec(S3_ETAG, part)
+                if local is not None:
+                    attrs[CRC_KEY] = crc_hex(await off_loop(_file_crc, local, planned))
                 resumed = await self._resumable(key, local, size, part)
                 if resumed is not None and local is not None:
                     try:
@@ -841,23 +867,25 @@ class S3Store(Store):
                             "Run it again: the file is then sent anew.",
                         ) from None
                     await self._check_upload(path, str(local), spec, sent, etag)
+                    await self._restamp(key, attrs, size)
                     self.tally.resumed += 1
                     self.tally.resumed_bytes += resumed.skipped
                     if await off_loop(_changed_since, local, planned):
                         raise SourceChangedError(f"{local} changed while it was being uploaded")
                     return
-                hasher = StreamHasher(spec)
+                hasher, crc = StreamHasher(spec), StreamHasher(DigestSpec(CRC32C))
                 changed = _Watch(local, planned if local is not None else None)
                 put = await obstore.put_async(
                     self._store,
                     key,
-                    _counted(_source_chunks(src, entry.path, part, hasher, changed), progress),
+                    _counted(_source_chunks(src, entry.path, part, (hasher, crc), changed), progress),
                     attributes=attrs,
                     use_multipart=True,
                     chunk_size=part,
                     max_concurrency=self.parts_in_flight,
                 )
                 sent = hasher.hexdigest()
+                torn = CRC_KEY in attrs and crc.hexdigest() != attrs[CRC_KEY]
         except FileNotFoundError as exc:
             if local is not None and exc.filename is not None:
                 raise NotFoundError(f"source file vanished: {local}") from exc
@@ -874,6 +902,9 @@ class S3Store(Store):
                     f"{reply.reason}; nothing was stored"
                 ) from exc
             raise self.map_error(exc, path) from exc
+        if torn:  # read twice, two versions: the CRC recorded is not the content's
+            await self.delete([path])
+            raise SourceChangedError(f"{local} changed while it was uploaded; it was not stored")
         await self._check_upload(path, str(local or src.url + entry.path), spec, sent, put.get("e_tag"))
         if local is not None and await off_loop(_changed_since, local, planned):
             # What was read is whole and stored, but it is no longer the file: say so, as
@@ -882,6 +913,26 @@ class S3Store(Store):
                 f"{local} changed while it was being uploaded; "
                 f"s3://{self.bucket}/{show_key(key)} holds the version read before the change"
             )
+
+    async def _restamp(self, key: str, attrs: dict[str, str], size: int) -> None:
+        """A resumed upload's object carries the metadata of the run that created it; when
+        that is not this run's (the file's mtime changed, or bytes in parts that run never
+        sent), it is replaced by a copy onto itself: a stale CRC would fail every download."""
+        client = await self._client()
+        head = await self._botocore(client.head_object, Bucket=self.bucket, Key=key)
+        if head.get("Metadata", {}) == attrs:
+            return
+        if size <= COPY_LIMIT:
+            source = {"Bucket": self.bucket, "Key": key}
+            args = {"CopySource": source, "MetadataDirective": "REPLACE", "Metadata": attrs}
+            await self._botocore(client.copy_object, Bucket=self.bucket, Key=key, **args)
+            return
+        await self.delete([key[len(self.prefix) :]])
+        raise SourceChangedError(
+            f"s3://{self.bucket}/{show_key(key)}: the unfinished upload resumed was started for "
+            "another version of the file; the object was removed",
+            "Run it again: the file is then sent anew.",
+        )
 
     async def _resumable(
         self, key: str, local: Path | None, size: int, part: int
@@ -948,16 +999,16 @@ async def _collect(src: Store, path: str) -> bytes:
 
 
 async def _source_chunks(
-    src: Store, path: str, size: int, hasher: StreamHasher, watch: _Watch
+    src: Store, path: str, size: int, hashers: tuple[StreamHasher, ...], watch: _Watch
 ) -> AsyncIterator[bytes]:
     """Stream a source file in ``size``-byte pieces (local files are read directly), each
-    fed to ``hasher`` as it is read, off the event loop. A local file that changes while
+    fed to ``hashers`` as it is read, off the event loop. A local file that changes while
     it is read (``watch``) ends the stream with an error: obstore then aborts the upload."""
     local = src.local_file(path)
     if local is not None:
         read = 0
         with open(local, "rb") as fh:
-            while data := await off_loop(_read_into, fh, size, hasher):
+            while data := await off_loop(_read_into, fh, size, hashers):
                 read += len(data)
                 watch.check(fh.fileno(), read, done=False)
                 yield data
@@ -965,14 +1016,31 @@ async def _source_chunks(
         return
     reader = await src.open(path)
     async for chunk in reader.chunks():
-        await off_loop(hasher.update, chunk)
+        await off_loop(_feed, chunk, hashers)
         yield chunk
 
 
-def _read_into(fh: BinaryIO, size: int, hasher: StreamHasher) -> bytes:
+def _read_into(fh: BinaryIO, size: int, hashers: tuple[StreamHasher, ...]) -> bytes:
     data = fh.read(size)
-    hasher.update(data)
+    _feed(data, hashers)
     return data
+
+
+def _feed(data: bytes, hashers: tuple[StreamHasher, ...]) -> None:
+    for hasher in hashers:
+        hasher.update(data)
+
+
+def _file_crc(path: Path, planned: tuple[int, int, int]) -> int:
+    """The CRC-32C of a file, refused if it is not the version planned."""
+    crc, read = 0, 0
+    buffer = bytearray(CHUNK)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buffer):
+            crc = crc32c.crc32c(memoryview(buffer)[:n], crc)
+            read += n
+        _Watch(path, planned).check(fh.fileno(), read, done=True)
+    return crc
 
 
 def _read_hashed(path: Path, planned: tuple[int, int, int]) -> tuple[bytes, str]:
