@@ -167,6 +167,12 @@ class RangeCRCs:
         with self._lock:
             self._runs[offset + len(data)] = (start, crc)
 
+    def add(self, start: int, end: int, crc: int) -> None:
+        """Bytes ``start:end`` were written and their CRC-32C taken by the caller (the
+        download's resume journal keeps one per range): the same, with no second pass."""
+        with self._lock:
+            self._runs[end] = (start, crc)
+
     def result(self, fd: int, size: int) -> str:
         crc, pos = 0, 0
         for end, (start, run) in sorted(self._runs.items(), key=lambda item: item[1][0]):

@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runctl.digests import CRC32C, DigestSpec, StreamHasher
 from runctl.errors import ObjectChangedError
 from runctl.settings import Settings
 from runctl.stores.factory import open_store
 from runctl.stores.local_partial import PARTIAL_MARK
+from runctl.stores.s3 import CRC_KEY
 from tests.conftest import CliResult, S3Server, cli, key_of
 from tests.faultproxy import FaultProxy
 
@@ -39,11 +42,25 @@ def ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNCTL_RANGE_SIZE", "5MiB")
 
 
-def interrupted(proxy: FaultProxy, direct: Any, s3: S3Server, tmp_path: Path) -> tuple[bytes, str, Path]:
-    """A download whose fourth range keeps failing: exit 5, the other ranges kept."""
+def crc(data: bytes) -> str:
+    hasher = StreamHasher(DigestSpec(CRC32C))
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
+def interrupted(
+    proxy: FaultProxy,
+    direct: Any,
+    s3: S3Server,
+    tmp_path: Path,
+    recorded: Callable[[bytes], str] | None = None,
+) -> tuple[bytes, str, Path]:
+    """A download whose fourth range keeps failing: exit 5, the other ranges kept. With
+    ``recorded``, the object carries ``recorded(data)`` as the CRC-32C runctl records."""
     data = os.urandom(SIZE)
     url = s3.fresh_prefix() + "big.bin"
-    direct.put_object(Bucket=s3.bucket, Key=key_of(url), Body=data)
+    metadata = {CRC_KEY: recorded(data)} if recorded else {}
+    direct.put_object(Bucket=s3.bucket, Key=key_of(url), Body=data, Metadata=metadata)
     target = tmp_path / "dst" / "big.bin"
     target.parent.mkdir()
     proxy.fail(
@@ -57,10 +74,13 @@ def interrupted(proxy: FaultProxy, direct: Any, s3: S3Server, tmp_path: Path) ->
     return data, url, target
 
 
+@pytest.mark.parametrize("recorded", [False, True], ids=["etag-md5", "recorded-crc32c"])
 def test_interrupted_download_resumes_from_the_ranges_written(
-    s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path, ranges: None
+    s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path, ranges: None, recorded: bool
 ) -> None:
-    data, url, target = interrupted(proxy, direct, s3_env, tmp_path)
+    """Checked by the ETag (an MD5 of the file, read back in order), or by the CRC-32C
+    runctl records, combined from the journal's CRCs of the ranges."""
+    data, url, target = interrupted(proxy, direct, s3_env, tmp_path, crc if recorded else None)
     before = len(proxy.seen("GET"))
 
     again = download(proxy, url, target)
@@ -73,6 +93,21 @@ def test_interrupted_download_resumes_from_the_ranges_written(
     asked = [s.range for s in proxy.seen("GET")[before:]]
     # The first range (whose answer names the ETag) and the one that failed.
     assert asked == [f"bytes=0-{RANGE - 1}", f"bytes={3 * RANGE}-{4 * RANGE - 1}"], asked
+
+
+def test_a_resumed_file_whose_crc_is_not_the_recorded_one_fails(
+    s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path, ranges: None
+) -> None:
+    """The check of a resumed download is real: the ranges kept and those fetched now
+    combine to the file's CRC, which is not what the object says it holds."""
+    data, url, target = interrupted(proxy, direct, s3_env, tmp_path, lambda d: crc(d + b"!"))
+
+    again = download(proxy, url, target)
+
+    assert again.code == 5, again.err
+    error = json.loads(again.out)["error"]
+    assert error["code"] == "integrity" and crc(data) in error["message"], error
+    assert not target.exists()
 
 
 def test_a_damaged_range_is_fetched_again(
