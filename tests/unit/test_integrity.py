@@ -449,9 +449,11 @@ def test_an_etag_that_is_not_the_digest_sent_is_an_integrity_error(
     assert parts == [None if size == 1000 else 5 * 1024 * KIB]
 
 
+@pytest.mark.parametrize("span", [64 << 20, 1 << 20, 3 * KIB + 1])  # one piece; several, side by side
 def test_a_multipart_upload_records_the_crc32c_of_the_file(
-    s3: S3Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, span: int
 ) -> None:
+    monkeypatch.setattr(s3_module, "CRC_SPAN", span)
     data = os.urandom(12 * 1024 * KIB)
     calls = fake_put(monkeypatch, f'"{multipart_etag(data, 5 * 1024 * KIB)}"')
     upload(s3, tmp_path, data)
@@ -473,7 +475,11 @@ def test_a_file_rewritten_between_its_crc_pass_and_its_parts_is_not_stored(
 
     monkeypatch.setattr(S3Store, "delete", delete)
     real = s3_module._file_crc
-    monkeypatch.setattr(s3_module, "_file_crc", lambda path, planned: real(path, planned) ^ 1)
+
+    async def other_bytes(path: Path, planned: tuple[int, int, int]) -> int:
+        return await real(path, planned) ^ 1
+
+    monkeypatch.setattr(s3_module, "_file_crc", other_bytes)
     with pytest.raises(SourceChangedError, match="changed while it was uploaded"):
         upload(s3, tmp_path, data)
     assert len(calls) == 1 and deleted == [["f"]]

@@ -29,6 +29,7 @@ from ..digests import (
     S3_ETAG,
     DigestSpec,
     StreamHasher,
+    crc32c_combine,
     crc_hex,
     etag_digest,
     etag_parts,
@@ -850,7 +851,7 @@ class S3Store(Store):
                 # Each part's MD5 is taken as it is read: the ETag must be md5(those)-N.
                 spec = DigestSpec(S3_ETAG, part)
                 if local is not None:
-                    attrs[CRC_KEY] = crc_hex(await off_loop(_file_crc, local, planned))
+                    attrs[CRC_KEY] = crc_hex(await _file_crc(local, planned))
                 resumed = await self._resumable(key, local, size, part)
                 if resumed is not None and local is not None:
                     try:
@@ -1031,16 +1032,41 @@ def _feed(data: bytes, hashers: tuple[StreamHasher, ...]) -> None:
         hasher.update(data)
 
 
-def _file_crc(path: Path, planned: tuple[int, int, int]) -> int:
+CRC_SPAN = 64 << 20
+"""The file's CRC-32C is taken in pieces this large, side by side (crc32c releases the
+GIL), and combined: about 0.25 ms per MiB on one core, from the page cache."""
+
+
+async def _file_crc(path: Path, planned: tuple[int, int, int]) -> int:
     """The CRC-32C of a file, refused if it is not the version planned."""
-    crc, read = 0, 0
-    buffer = bytearray(CHUNK)
+    size = planned[0]
+    gate = asyncio.Semaphore(max(1, min(8, os.cpu_count() or 1)))
     with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buffer):
-            crc = crc32c.crc32c(memoryview(buffer)[:n], crc)
-            read += n
-        _Watch(path, planned).check(fh.fileno(), read, done=True)
+
+        async def span(start: int) -> tuple[int, int]:
+            async with gate:
+                return await off_loop(_span_crc, fh.fileno(), start, min(CRC_SPAN, size - start))
+
+        spans = await asyncio.gather(*(span(start) for start in range(0, size, CRC_SPAN)))
+        crc = 0
+        for length, piece in spans:
+            crc = crc32c_combine(crc, piece, length)
+        _Watch(path, planned).check(fh.fileno(), sum(length for length, _ in spans), done=True)
     return crc
+
+
+def _span_crc(fd: int, start: int, length: int) -> tuple[int, int]:
+    """(bytes read, their CRC-32C) of ``length`` bytes of ``fd`` from ``start``."""
+    crc, read = 0, 0
+    buffer = bytearray(min(CHUNK, length) or 1)
+    view = memoryview(buffer)
+    while read < length:
+        n = os.preadv(fd, [view[: min(len(buffer), length - read)]], start + read)
+        if not n:
+            break  # shorter than planned: the check below says so
+        crc = crc32c.crc32c(view[:n], crc)
+        read += n
+    return read, crc
 
 
 def _read_hashed(path: Path, planned: tuple[int, int, int]) -> tuple[bytes, str]:
