@@ -9,10 +9,9 @@ S3's ETag). Kinds:
 * ``md5``, ``sha256``: the hex digest of the whole file (a remote tree store could
   produce these with ``md5sum`` / ``sha256sum`` on its side);
 * ``s3-etag``: S3's multipart ETag, ``md5(part md5s)-N`` for ``part_size``-byte parts;
-* ``crc32c``: CRC-32C (Castagnoli, S3's ``x-amz-checksum-crc32c`` algorithm) as 8 hex
-  digits: runctl records it for multipart uploads, and, unlike an MD5, the CRCs of
-  ranges hashed side by side combine into the whole file's (``crc32c_combine``), at
-  about 0.05 ms per MiB (SSE4.2) against MD5's 1.4.
+* ``crc32c``: CRC-32C as 8 hex digits (runctl.crcs): runctl records it for multipart
+  uploads; unlike an MD5, the CRCs of ranges hashed side by side combine into the whole
+  file's, at about 0.05 ms per MiB (SSE4.2) against MD5's 1.4.
 """
 
 from __future__ import annotations
@@ -22,12 +21,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import crc32c
+from .crcs import CRC32C, KNOWN
+
+__all__ = ["CRC32C"]
 
 MD5 = "md5"
 SHA256 = "sha256"
 S3_ETAG = "s3-etag"
-CRC32C = "crc32c"
 
 PREFERRED = (SHA256, MD5)
 """Whole-file kinds, strongest first: used when neither listing carries a digest."""
@@ -74,7 +74,7 @@ class StreamHasher:
     ``part_size`` boundaries whatever the pieces). One implementation for ``--checksum``
     (``file_digest``), uploads and downloads (runctl.integrity)."""
 
-    __slots__ = ("_crc", "_current", "_filled", "_parts", "_spec", "_whole")
+    __slots__ = ("_crc", "_crc_kind", "_current", "_filled", "_parts", "_spec", "_whole")
 
     def __init__(self, spec: DigestSpec) -> None:
         self._spec = spec
@@ -82,12 +82,13 @@ class StreamHasher:
         self._parts: list[bytes] = []
         self._current = hashlib.md5(usedforsecurity=False)
         self._filled = 0
-        self._crc: int | None = 0 if spec.kind == CRC32C else None
+        self._crc_kind = KNOWN.get(spec.kind)
+        self._crc = 0
 
     @classmethod
     def of(cls, spec: DigestSpec) -> StreamHasher | None:
         """A hasher for ``spec``, or None for a kind this cannot compute."""
-        if spec.kind in (MD5, SHA256, CRC32C) or (spec.kind == S3_ETAG and spec.part_size > 0):
+        if spec.kind in (MD5, SHA256, *KNOWN) or (spec.kind == S3_ETAG and spec.part_size > 0):
             return cls(spec)
         return None
 
@@ -95,8 +96,8 @@ class StreamHasher:
         if self._whole is not None:
             self._whole.update(data)
             return
-        if self._crc is not None:
-            self._crc = crc32c.crc32c(data, self._crc)
+        if self._crc_kind is not None:
+            self._crc = self._crc_kind.update(data, self._crc)
             return
         part = self._spec.part_size
         view = memoryview(data)
@@ -112,16 +113,12 @@ class StreamHasher:
     def hexdigest(self) -> str:
         if self._whole is not None:
             return self._whole.hexdigest()
-        if self._crc is not None:
-            return crc_hex(self._crc)
+        if self._crc_kind is not None:
+            return self._crc_kind.hex(self._crc)
         parts = list(self._parts)
         if self._filled or not parts:
             parts.append(self._current.digest())
         return etag_of_parts(parts)
-
-
-def crc_hex(crc: int) -> str:
-    return f"{crc:08x}"
 
 
 _CRC_RE = re.compile(r"[0-9a-f]{8}")
@@ -131,51 +128,6 @@ def recorded_crc32c(value: str | None) -> str | None:
     """A CRC-32C as runctl records it in object metadata (8 hex digits), else None."""
     text = (value or "").strip().lower()
     return text if _CRC_RE.fullmatch(text) else None
-
-
-# -- combining CRC-32Cs of adjacent pieces -----------------------------------------------
-# CRC arithmetic is polynomial arithmetic modulo P over GF(2). With the usual pre- and
-# post-inversion, crc(A + B) = crc(A) * x^(8 len B) + crc(B) mod P, so the CRCs of ranges
-# hashed in parallel give the file's without reading it again. Polynomials are held
-# bit-reflected, as the CRC is (x^0 in the top bit).
-
-_POLY = 0x82F63B78
-"""CRC-32C's polynomial, 0x1EDC6F41, bit-reflected."""
-_ONE = 1 << 31
-
-
-def _mulmod(a: int, b: int) -> int:
-    """a * b mod P."""
-    product, bit = 0, _ONE
-    while a:
-        if a & bit:
-            product ^= b
-            a ^= bit
-        bit >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1  # b * x
-    return product
-
-
-def _squares() -> list[int]:
-    """x^(2^k) mod P for k = 0..66 (lengths up to 2^64 bytes, in bits)."""
-    table = [_ONE >> 1]  # x^1
-    for _ in range(66):
-        table.append(_mulmod(table[-1], table[-1]))
-    return table
-
-
-_X_2K = _squares()
-
-
-def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
-    """The CRC-32C of A + B from crc1 = crc(A), crc2 = crc(B) and B's length in bytes."""
-    shift, k = _ONE, 3  # x^0; a byte is 2^3 bits
-    while len2:
-        if len2 & 1:
-            shift = _mulmod(_X_2K[k], shift)
-        len2 >>= 1
-        k += 1
-    return _mulmod(shift, crc1) ^ crc2
 
 
 _MD5_RE = re.compile(r"[0-9a-f]{32}")

@@ -31,16 +31,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-import crc32c
-
+from .crcs import CRC32C, KNOWN, Crc
 from .digests import (
-    CRC32C,
     MD5,
     S3_ETAG,
     DigestSpec,
     StreamHasher,
-    crc32c_combine,
-    crc_hex,
     etag_of_parts,
     parts_for,
 )
@@ -150,12 +146,13 @@ class PartDigests:
 
 
 class RangeCRCs:
-    """The CRC-32C of a file written in pieces in any order (each range's in order).
+    """A CRC (runctl.crcs) of a file written in pieces in any order (each range's in order).
 
     A piece written where a run ends extends that run; any other starts a new one. At the
     end the runs are combined in file order; what no run covers is read back."""
 
-    def __init__(self) -> None:
+    def __init__(self, crc: Crc = KNOWN[CRC32C]) -> None:
+        self.crc = crc
         self._runs: dict[int, tuple[int, int]] = {}
         """end offset -> (start offset, CRC of the bytes between)."""
         self._lock = threading.Lock()
@@ -163,38 +160,37 @@ class RangeCRCs:
     def written(self, fd: int, data: bytes | memoryview, offset: int) -> None:
         with self._lock:
             start, crc = self._runs.pop(offset, (offset, 0))
-        crc = crc32c.crc32c(data, crc)  # releases the GIL: ranges hash side by side
+        crc = self.crc.update(data, crc)  # crc32c releases the GIL: ranges hash side by side
         with self._lock:
             self._runs[offset + len(data)] = (start, crc)
 
     def add(self, start: int, end: int, crc: int) -> None:
-        """Bytes ``start:end`` were written and their CRC-32C taken by the caller (the
-        download's resume journal keeps one per range): the same, with no second pass."""
+        """Bytes ``start:end`` were written and their CRC taken by the caller (the
+        download's resume journal keeps a CRC-32C per range): no second pass."""
         with self._lock:
             self._runs[end] = (start, crc)
 
     def result(self, fd: int, size: int) -> str:
-        crc, pos = 0, 0
+        crc, pos, kind = 0, 0, self.crc
         for end, (start, run) in sorted(self._runs.items(), key=lambda item: item[1][0]):
             if start < pos or end > size:  # pieces written twice, or past the end: hash the file
-                return read_back(fd, 0, size, StreamHasher(DigestSpec(CRC32C))).hexdigest()
+                return read_back(fd, 0, size, StreamHasher(DigestSpec(kind.kind))).hexdigest()
             if start > pos:  # a hole no piece filled: what the file holds there
-                crc = crc32c_combine(crc, _crc_of(fd, pos, start), start - pos)
-            crc, pos = crc32c_combine(crc, run, end - start), end
+                crc = kind.combine(crc, self._crc_of(fd, pos, start), start - pos)
+            crc, pos = kind.combine(crc, run, end - start), end
         if pos < size:
-            crc = crc32c_combine(crc, _crc_of(fd, pos, size), size - pos)
-        return crc_hex(crc)
+            crc = kind.combine(crc, self._crc_of(fd, pos, size), size - pos)
+        return kind.hex(crc)
 
-
-def _crc_of(fd: int, start: int, end: int) -> int:
-    crc = 0
-    while start < end:
-        data = os.pread(fd, min(READ_BACK, end - start), start)
-        if not data:
-            break
-        crc = crc32c.crc32c(data, crc)
-        start += len(data)
-    return crc
+    def _crc_of(self, fd: int, start: int, end: int) -> int:
+        crc = 0
+        while start < end:
+            data = os.pread(fd, min(READ_BACK, end - start), start)
+            if not data:
+                break
+            crc = self.crc.update(data, crc)
+            start += len(data)
+        return crc
 
 
 class InOrder:
@@ -259,8 +255,8 @@ def hasher_for(expected: Expected, size: int, range_size: int, sequential: bool)
     ``range_size`` (or, ``sequential``, as one stream): part by part in parallel when the
     ranges hold whole parts, else in file order."""
     spec = expected.spec
-    if spec.kind == CRC32C:
-        return RangeCRCs()
+    if spec.kind in KNOWN:
+        return RangeCRCs(KNOWN[spec.kind])
     if spec.kind == S3_ETAG and not sequential and range_size % spec.part_size == 0:
         return PartDigests(size, spec.part_size)
     return InOrder(spec)

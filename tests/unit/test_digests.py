@@ -3,10 +3,12 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import zlib
 from pathlib import Path
 
 import pytest
 
+from runctl.crcs import _Field, crc32c_combine
 from runctl.digests import (
     CRC32C,
     MD5,
@@ -14,7 +16,6 @@ from runctl.digests import (
     SHA256,
     DigestSpec,
     StreamHasher,
-    crc32c_combine,
     file_digest,
     recorded_crc32c,
 )
@@ -72,8 +73,17 @@ def test_crc32c_combine_is_the_crc_of_the_concatenation(seed: int) -> None:
     rng = random.Random(seed)
     a = rng.randbytes(rng.choice([0, 1, rng.randrange(5000)]))
     b = rng.randbytes(rng.choice([0, 1, 8, rng.randrange(70_000)]))
-    crc = lambda data: int(crc_text(data), 16)  # noqa: E731
-    assert crc32c_combine(crc(a), crc(b), len(b)) == crc(a + b)
+    assert crc32c_combine(crc_int(a), crc_int(b), len(b)) == crc_int(a + b)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_combine_math_matches_zlib_for_crc32(seed: int) -> None:
+    """The same field arithmetic with CRC-32's polynomial against an independent
+    implementation (zlib's own crc32 of the concatenation)."""
+    rng = random.Random(seed)
+    a, b = rng.randbytes(rng.randrange(3000)), rng.randbytes(rng.randrange(90_000))
+    ieee = _Field(32, 0xEDB88320)
+    assert ieee.combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
 
 
 def test_crc32c_combine_at_lengths_past_four_gib() -> None:
@@ -114,3 +124,7 @@ def crc_text(data: bytes) -> str:
     hasher = StreamHasher(DigestSpec(CRC32C))
     hasher.update(data)
     return hasher.hexdigest()
+
+
+def crc_int(data: bytes) -> int:
+    return int(crc_text(data), 16)

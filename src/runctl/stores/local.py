@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..aio import unwrap_groups
+from ..crcs import CRC32C
 from ..digests import MD5, S3_ETAG, SHA256, DigestSpec, file_digest
 from ..errors import IntegrityError, LocalIOError, NotFoundError, ObjectChangedError, UsageError
 from ..integrity import Expected, RangeCRCs, Tally, WriteHasher, digest_of, hasher_for, mismatch
@@ -412,8 +413,7 @@ class LocalStore(Store):
                         length = min(self.part_size, size - offset)
                         reader = await src.open(entry.path, offset, length, version=first.version)
                     start, crc = offset, (0 if partial is not None else None)
-                    # The journal's CRC of the range is the check's, when that is a CRC-32C.
-                    shared = hasher if isinstance(hasher, RangeCRCs) and crc is not None else None
+                    shared = _journal_crc_is(hasher) if crc is not None else None
                     feed = None if shared is not None else hasher
                     async for chunk in reader.chunks():
                         # Copying into the page cache costs ~0.4 ms per MiB, an MD5 ~1.4, a
@@ -512,11 +512,18 @@ def _pwrite_all(
     return None if crc is None else crc_extend(crc, chunk)
 
 
+def _journal_crc_is(hasher: WriteHasher | None) -> RangeCRCs | None:
+    """``hasher`` when the check is the CRC-32C the resume journal keeps of each range:
+    then the journal's CRCs are handed to it, not computed twice."""
+    return hasher if isinstance(hasher, RangeCRCs) and hasher.crc.kind == CRC32C else None
+
+
 def _reusable(fd: int, offset: int, length: int, crc: int, hasher: WriteHasher | None) -> bool:
     if crc_of(fd, offset, length) != crc:
         return False  # torn or damaged since: fetched again
-    if isinstance(hasher, RangeCRCs):
-        hasher.add(offset, offset + length, crc)  # just checked: the bytes the file holds
+    shared = _journal_crc_is(hasher)
+    if shared is not None:
+        shared.add(offset, offset + length, crc)  # just checked: the bytes the file holds
     elif hasher is not None:
         at, end = offset, offset + length
         while at < end:

@@ -23,14 +23,14 @@ import obstore
 from obstore.exceptions import PermissionDeniedError, PreconditionError, UnauthenticatedError
 from obstore.store import S3Store as _ObS3Store
 
+from ..crcs import KNOWN as CRCS
+from ..crcs import crc32c_combine
 from ..digests import (
     CRC32C,
     MD5,
     S3_ETAG,
     DigestSpec,
     StreamHasher,
-    crc32c_combine,
-    crc_hex,
     etag_digest,
     etag_parts,
     md5_hex,
@@ -851,7 +851,7 @@ class S3Store(Store):
                 # Each part's MD5 is taken as it is read: the ETag must be md5(those)-N.
                 spec = DigestSpec(S3_ETAG, part)
                 if local is not None:
-                    attrs[CRC_KEY] = crc_hex(await _file_crc(local, planned))
+                    attrs[CRC_KEY] = CRCS[CRC32C].hex(await _file_crc(local, planned))
                 resumed = await self._resumable(key, local, size, part)
                 if resumed is not None and local is not None:
                     try:
