@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import crc32c
-
 CRC32C = "crc32c"
 
 Update = Callable[[Any, int], int]
@@ -80,7 +78,21 @@ def _field(width: int, reflected_poly: int) -> _Field:
     return _Field(width, reflected_poly)
 
 
-KNOWN = {CRC32C: Crc(CRC32C, 32, 0x82F63B78, crc32c.crc32c)}
+@cache
+def _crc32c_function() -> Update:
+    # Imported on first use: the package's __init__ reads its own version through
+    # importlib.metadata (about 15 ms), which runs that need no CRC should not pay.
+    import crc32c
+
+    return crc32c.crc32c
+
+
+def crc32c_update(data: Any, crc: int) -> int:
+    """The CRC-32C of the bytes so far (``crc``) followed by ``data`` (any buffer)."""
+    return _crc32c_function()(data, crc)
+
+
+KNOWN = {CRC32C: Crc(CRC32C, 32, 0x82F63B78, crc32c_update)}
 """The CRC kinds runctl computes, by DigestSpec kind."""
 
 

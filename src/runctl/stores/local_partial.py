@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import crc32c
+from ..crcs import crc32c_update
 
 PARTIAL_MARK = ".runctl-partial-"
 """In the names of the partial files; listings leave them out as they do temporary files."""
@@ -36,7 +36,7 @@ _VERSION = 2
 
 def crc_extend(crc: int, data: bytes) -> int:
     """The CRC of the bytes so far (``crc``) followed by ``data`` (any buffer)."""
-    return crc32c.crc32c(data, crc)
+    return crc32c_update(data, crc)
 
 
 def crc_of(fd: int, offset: int, length: int) -> int:

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
-import crc32c
 import obstore
 from obstore.exceptions import PermissionDeniedError, PreconditionError, UnauthenticatedError
 from obstore.store import S3Store as _ObS3Store
 
 from ..crcs import KNOWN as CRCS
-from ..crcs import crc32c_combine
+from ..crcs import crc32c_combine, crc32c_update
 from ..digests import (
     CRC32C,
     MD5,
@@ -1064,7 +1063,7 @@ def _span_crc(fd: int, start: int, length: int) -> tuple[int, int]:
         n = os.preadv(fd, [view[: min(len(buffer), length - read)]], start + read)
         if not n:
             break  # shorter than planned: the check below says so
-        crc = crc32c.crc32c(view[:n], crc)
+        crc = crc32c_update(view[:n], crc)
         read += n
     return read, crc
 
