@@ -228,20 +228,42 @@ rl_usable() {{
 # beginning with $2) that pass the rules; directory markers and keys that would land
 # outside DEST are not counted.
 rl_report() {{
-  rl_files=0
-  rl_bytes=0
-  while IFS= read -r rl_line; do
-    rl_size=${{rl_line%% *}}
-    rl_rel=${{rl_line#* }}
-    rl_rel=${{rl_rel#"$2"}}
-    case $rl_rel in ''|*/|/*|*//*|.|..|./*|../*|*/.|*/..|*/./*|*/../*) continue ;; esac
-    rl_selected "$rl_rel" || continue
-    [ -f "$rl_dest/$rl_rel" ] || continue
-    rl_files=$((rl_files + 1))
-    rl_bytes=$((rl_bytes + rl_size))
-  done <"$1"
+  if [ "$rl_all_selected" = yes ] && rl_count_by_awk "$1" "$2"; then
+    :
+  else
+    rl_files=0
+    rl_bytes=0
+    while IFS= read -r rl_line; do
+      rl_size=${{rl_line%% *}}
+      rl_rel=${{rl_line#* }}
+      rl_rel=${{rl_rel#"$2"}}
+      case $rl_rel in ''|*/|/*|*//*|.|..|./*|../*|*/.|*/..|*/./*|*/../*) continue ;; esac
+      rl_selected "$rl_rel" || continue
+      [ -f "$rl_dest/$rl_rel" ] || continue
+      rl_files=$((rl_files + 1))
+      rl_bytes=$((rl_bytes + rl_size))
+    done <"$1"
+  fi
   printf '{TAG} files=%s bytes=%s seconds=%s tool=%s\\n' "$rl_files" "$rl_bytes" \\
     "$(($(date +%s) - rl_started))" "$rl_tool"
+}}
+# The same count when no rule applies, in one awk pass instead of an sh loop (about 20 us
+# a key under dash: 2 s at 100,000 keys): the keys whose name is a regular file find lists
+# under DEST. Names find never prints (markers, '.', '..', '//', a leading '/') are left
+# out as the loop leaves them. ENVIRON, not -v: -v would read backslashes in the prefix.
+rl_count_by_awk() {{
+  rl_have awk && rl_have find || return 1
+  (CDPATH= cd "$rl_dest" && find . -type f) >"$rl_tmp/have" 2>/dev/null || return 1
+  rl_counts=$(rl_pre=$2 LC_ALL=C awk '
+    FILENAME == ARGV[1] {{ have[substr($0, 3)] = 1; next }}
+    {{
+      i = index($0, " "); rel = substr($0, i + 1); pre = ENVIRON["rl_pre"]
+      if (substr(rel, 1, length(pre)) == pre) rel = substr(rel, length(pre) + 1)
+      if (rel in have) {{ files++; bytes += substr($0, 1, i - 1) }}
+    }}
+    END {{ printf "%d %.0f\\n", files, bytes }}' "$rl_tmp/have" "$1") || return 1
+  rl_files=${{rl_counts% *}}
+  rl_bytes=${{rl_counts#* }}
 }}"""
 
 
@@ -296,7 +318,8 @@ def _selected(options: LoadOptions) -> str:
     """``rl_selected REL``: whether the rules keep REL (for the report of the sh paths)."""
     arms = rules.case_arms(options.rules) or []
     body = [f"  case $1 in {pattern}) return {int(kind == 'exclude')} ;; esac" for kind, pattern in arms]
-    return "\n".join(["rl_selected() {", *body, "  return 0", "}"])
+    every = f"rl_all_selected={'no' if arms else 'yes'}"
+    return "\n".join(["rl_selected() {", *body, "  return 0", "}", every])
 
 
 def _runctl_branch(options: LoadOptions, total: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -286,3 +287,81 @@ def test_relative_and_dash_destinations() -> None:
     assert "rl_dest=data" in load_script("s3://bkt/p", "data/", LoadOptions())
     assert "rl_dest=/" in load_script("s3://bkt/", "/", LoadOptions())
     assert os.sep == "/"
+
+
+REPORT_KEYS = [
+    ("pre\\fix/a b/c.bin", 5, True),
+    ("pre\\fix/d/e", 7, True),
+    ("pre\\fix/d/", 0, False),  # a marker
+    ("pre\\fix/./d/e", 7, False),
+    ("pre\\fix/d//e", 7, False),
+    ("pre\\fix/../x", 1, False),
+    ("pre\\fix/missing", 9, False),
+    ("pre\\fix/dir", 3, False),  # DEST holds a directory of that name
+    ("other/d/e", 4, False),  # not under the prefix: DEST/other/d/e does not exist
+    ("pre\\fix/" + "\u00fc\u4e2d $x", 11, True),
+    ("pre\\fix/big", 2**40, True),
+]
+
+
+def report_script(all_selected: bool) -> str:
+    """The report functions alone, on a listing in the aws form (keys with the prefix)."""
+    from runctl.dataload import script
+
+    common = script._COMMON
+    body = common[common.index("rl_have()") :]
+    return "\n".join(
+        [
+            "set -u",
+            "rl_tool=aws rl_started=$(date +%s) rl_tmp=tmp rl_dest=dest",
+            f"rl_all_selected={'yes' if all_selected else 'no'}",
+            "rl_selected() { return 0; }",
+            body.replace("trap rl_cleanup EXIT", ""),
+            "rl_report keys 'pre\\fix/'",
+        ]
+    )
+
+
+@pytest.mark.parametrize("shell", [*SHELLS, *(["busybox"] if shutil.which("busybox") else [])])
+def test_the_awk_count_and_the_sh_loop_agree(tmp_path: Path, shell: str) -> None:
+    """No rule: DEST's files are counted by one awk pass over find's list; with rules (or
+    without awk), by the sh loop. Both leave out the same names. Under BusyBox its own
+    sh, awk and find do it."""
+    (tmp_path / "tmp").mkdir()
+    dest = tmp_path / "dest"
+    (dest / "dir").mkdir(parents=True)
+    (dest / "d").mkdir()
+    (dest / "x").write_text("")  # what ../x would name, were it not refused
+    lines = []
+    for key, size, counted in REPORT_KEYS:
+        lines.append(f"{size} {key}")
+        rel = key.split("/", 1)[1]
+        if counted and not (dest / rel).exists():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_text("x")
+    (dest / "d" / "e").write_text("x")  # the file './d/e' and 'd//e' would name
+    (tmp_path / "keys").write_text("\n".join(lines) + "\n")
+    want = [k for k in REPORT_KEYS if k[2]]
+    expected = f"files={len(want)} bytes={sum(k[1] for k in want)}"
+    argv = [shutil.which("busybox") or "busybox", "sh"] if shell == "busybox" else [shell]
+    tools = tmp_path / ("bb" if shell == "busybox" else "bin")
+    if shell == "busybox":
+        tools.mkdir()
+        for name in ("sh", "awk", "find", "date", "rm", "mkdir", "mktemp", "cat", "sed", "grep"):
+            (tools / name).symlink_to(shutil.which("busybox") or "")
+        with_awk = str(tools)
+    else:
+        with_awk = bare_path(tools)
+    without_awk = bare_path(tmp_path / "no-awk")
+    (tmp_path / "no-awk" / "awk").unlink()
+    outs = []
+    for all_selected, path in ((True, with_awk), (False, with_awk), (True, without_awk)):
+        if shell == "busybox" and path == without_awk:
+            continue
+        (tmp_path / "r.sh").write_text(report_script(all_selected))
+        proc = subprocess.run(
+            [*argv, "r.sh"], capture_output=True, text=True, cwd=tmp_path, env={"PATH": path}, timeout=60
+        )
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        outs.append(proc.stdout)
+    assert all(expected in out for out in outs), (expected, outs)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SH_TOOLS = ("sh", "dash", "bash", "mkdir", "mktemp", "date", "sed", "grep", "rm", "cat", "env")
+SH_TOOLS = ("sh", "dash", "bash", "mkdir", "mktemp", "date", "sed", "grep", "rm", "cat", "env", "find", "awk")
 """What the generated script may use besides its fetch tool (and python3 for the helper)."""
 SHELLS = [s for s in ("dash", "bash") if shutil.which(s)]
 
