@@ -345,6 +345,20 @@ def _runctl_branch(options: LoadOptions, total: int) -> str:
     )
 
 
+def _listing_around(tool: str, delete: bool) -> str:
+    """Before the fetch: the listing (the report's key list) is taken first when the fetch
+    deletes (an empty or unreadable prefix must fail before a --delete sync empties DEST);
+    otherwise it runs beside the fetch, and its time (a request per 1,000 keys, minutes at
+    millions of keys on real S3) is hidden behind the fetch's."""
+    if delete:
+        return f"  rl_list_{tool}\n  rl_listed_{tool} $?"
+    return f"  rl_list_{tool} &\n  rl_list_pid=$!"
+
+
+def _listing_after(tool: str, delete: bool) -> str:
+    return "" if delete else f'  wait "$rl_list_pid"\n  rl_listed_{tool} $?'
+
+
 def _s5cmd_branch(options: LoadOptions) -> str:
     flags = " ".join(quote(f"--exclude={pattern}") for pattern in rules.for_s5cmd(options.rules) or [])
     if options.delete:
@@ -357,23 +371,28 @@ def _s5cmd_branch(options: LoadOptions) -> str:
   if [ -n "$rl_endpoint" ]; then set -- --endpoint-url "$rl_endpoint" "$@"; fi
   s5cmd "$@" </dev/null
 }}
-rl_load_s5cmd() {{
-  rl_tmp_dir
+rl_list_s5cmd() {{
   rl_s5cmd ls "s3://$rl_bucket/$rl_prefix*" >"$rl_tmp/ls" 2>"$rl_tmp/err"
-  rl_st=$?
-  if [ "$rl_st" -ne 0 ]; then
+}}
+rl_listed_s5cmd() {{
+  if [ "$1" -ne 0 ]; then
     if grep -q 'no object found' "$rl_tmp/err"; then
       rl_fail {exit_codes.NO_OBJECTS} "no objects under s3://$rl_bucket/$rl_prefix"
     fi
     cat "$rl_tmp/err" >&2
-    rl_fail {exit_codes.FAILED} "listing s3://$rl_bucket/$rl_prefix with s5cmd failed (status $rl_st)"
+    rl_fail {exit_codes.FAILED} "listing s3://$rl_bucket/$rl_prefix with s5cmd failed (status $1)"
   fi
   sed -n 's/^[0-9/]* [0-9:]* *\\([0-9][0-9]*\\)  \\(.*\\)$/\\1 \\2/p' "$rl_tmp/ls" >"$rl_tmp/keys"
   [ -s "$rl_tmp/keys" ] || rl_fail {exit_codes.NO_OBJECTS} "no objects under s3://$rl_bucket/$rl_prefix"
+}}
+rl_load_s5cmd() {{
+  rl_tmp_dir
+{_listing_around("s5cmd", options.delete)}
   if [ -n "$rl_concurrency" ]; then set -- --numworkers "$rl_concurrency"; else set --; fi
   {verb}
   rl_s5cmd "$@" "$rl_verb" $rl_delete {flags} "s3://$rl_bucket/$rl_prefix*" "$rl_dest/" >&2
   rl_st=$?
+{_listing_after("s5cmd", options.delete)}
   rl_report "$rl_tmp/keys" ''
   [ "$rl_st" -eq 0 ] || rl_fail {exit_codes.FAILED} "s5cmd $rl_verb failed (status $rl_st)"
   exit 0
@@ -388,18 +407,23 @@ def _aws_branch(options: LoadOptions) -> str:
   if [ -n "$rl_endpoint" ]; then set -- --endpoint-url "$rl_endpoint" "$@"; fi
   aws "$@" </dev/null
 }}
-rl_load_aws() {{
-  rl_tmp_dir
+rl_list_aws() {{
   rl_aws s3 ls --recursive "s3://$rl_bucket/$rl_prefix" >"$rl_tmp/ls" 2>"$rl_tmp/err"
-  rl_st=$?
-  if [ "$rl_st" -ne 0 ] && [ -s "$rl_tmp/err" ]; then
+}}
+rl_listed_aws() {{
+  if [ "$1" -ne 0 ] && [ -s "$rl_tmp/err" ]; then
     cat "$rl_tmp/err" >&2
-    rl_fail {exit_codes.FAILED} "listing s3://$rl_bucket/$rl_prefix with the AWS CLI failed (status $rl_st)"
+    rl_fail {exit_codes.FAILED} "listing s3://$rl_bucket/$rl_prefix with the AWS CLI failed (status $1)"
   fi
   sed -n 's/^[0-9-]* [0-9:]* *\\([0-9][0-9]*\\) \\(.*\\)$/\\1 \\2/p' "$rl_tmp/ls" >"$rl_tmp/keys"
   [ -s "$rl_tmp/keys" ] || rl_fail {exit_codes.NO_OBJECTS} "no objects under s3://$rl_bucket/$rl_prefix"
+}}
+rl_load_aws() {{
+  rl_tmp_dir
+{_listing_around("aws", options.delete)}
   rl_aws s3 sync "s3://$rl_bucket/$rl_prefix" "$rl_dest/" {" ".join(flags)} >&2
   rl_st=$?
+{_listing_after("aws", options.delete)}
   rl_report "$rl_tmp/keys" "$rl_prefix"
   [ "$rl_st" -eq 0 ] || rl_fail {exit_codes.FAILED} "aws s3 sync failed (status $rl_st)"
   exit 0

@@ -365,3 +365,38 @@ def test_the_awk_count_and_the_sh_loop_agree(tmp_path: Path, shell: str) -> None
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
         outs.append(proc.stdout)
     assert all(expected in out for out in outs), (expected, outs)
+
+
+def fake_s5cmd(bin_dir: Path, log: Path) -> None:
+    """An s5cmd whose listing takes a second: its log says when each call ran."""
+    exe = bin_dir / "s5cmd"
+    exe.write_text(
+        "#!/bin/sh\n"
+        "for a; do case $a in ls|cp|sync) verb=$a ;; esac; dest=$a; done\n"
+        f'echo "start $verb" >>{log}\n'
+        'if [ "$verb" = ls ]; then sleep 1; echo "2024/01/01 00:00:00         5  a.txt"; fi\n'
+        'if [ "$verb" != ls ]; then printf hello >"${dest%/}/a.txt"; fi\n'
+        f'echo "end $verb" >>{log}\n'
+    )
+    exe.chmod(0o755)
+
+
+@pytest.mark.parametrize("delete", [False, True])
+def test_the_listing_runs_beside_the_fetch_unless_the_fetch_deletes(tmp_path: Path, delete: bool) -> None:
+    """The report's listing costs a request per 1,000 keys: without --delete it overlaps
+    the fetch; with --delete it comes first, so an empty prefix fails before a sync that
+    would empty DEST."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    path = bare_path(bin_dir, "sleep")
+    fake_s5cmd(bin_dir, log)
+    (tmp_path / "dest").mkdir()
+    script = load_script("s3://bucket/p/", str(tmp_path / "dest"), LoadOptions(tool="s5cmd", delete=delete))
+    proc = run(script, "dash", path, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "files=1 bytes=5" in proc.stdout
+    events = log.read_text().split("\n")
+    fetch = "sync" if delete else "cp"
+    if delete:
+        assert events.index("end ls") < events.index(f"start {fetch}"), events
+    else:
+        assert events.index(f"start {fetch}") < events.index("end ls"), events
