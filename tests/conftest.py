@@ -16,6 +16,7 @@ import pytest
 
 from runctl import local_s3
 from runctl.cli.main import run_cli
+from runctl.digests import CRC32C, DigestSpec, StreamHasher
 from tests.ssm_emulator import SSMEmulator
 
 SUITE_SECRET = "SUITEsecret0runctl0must0never0print0this0b7e1"
@@ -159,6 +160,13 @@ def interrupt_when(marker: Path, *argv: str, within: float = 30) -> CliResult:
 
 
 # -- helpers shared by the S3 test modules ----------------------------------------------
+
+
+def crc32c_of(data: bytes) -> str:
+    """The CRC-32C runctl records for ``data`` (x-amz-meta-runctl-crc32c), as it writes it."""
+    hasher = StreamHasher(DigestSpec(CRC32C))
+    hasher.update(data)
+    return hasher.hexdigest()
 
 
 def key_of(url: str) -> str:

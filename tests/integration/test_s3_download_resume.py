@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 
-from runctl.digests import CRC32C, DigestSpec, StreamHasher
 from runctl.errors import ObjectChangedError
 from runctl.settings import Settings
 from runctl.stores.factory import open_store
 from runctl.stores.local_partial import PARTIAL_MARK
 from runctl.stores.s3 import CRC_KEY
-from tests.conftest import CliResult, S3Server, cli, key_of
+from tests.conftest import CliResult, S3Server, cli, crc32c_of, key_of
 from tests.faultproxy import FaultProxy
 
 MiB = 1024 * 1024
@@ -40,12 +39,6 @@ def partial_files(root: Path) -> list[str]:
 @pytest.fixture
 def ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNCTL_RANGE_SIZE", "5MiB")
-
-
-def crc(data: bytes) -> str:
-    hasher = StreamHasher(DigestSpec(CRC32C))
-    hasher.update(data)
-    return hasher.hexdigest()
 
 
 def interrupted(
@@ -80,7 +73,7 @@ def test_interrupted_download_resumes_from_the_ranges_written(
 ) -> None:
     """Checked by the ETag (an MD5 of the file, read back in order), or by the CRC-32C
     runctl records, combined from the journal's CRCs of the ranges."""
-    data, url, target = interrupted(proxy, direct, s3_env, tmp_path, crc if recorded else None)
+    data, url, target = interrupted(proxy, direct, s3_env, tmp_path, crc32c_of if recorded else None)
     before = len(proxy.seen("GET"))
 
     again = download(proxy, url, target)
@@ -100,13 +93,13 @@ def test_a_resumed_file_whose_crc_is_not_the_recorded_one_fails(
 ) -> None:
     """The check of a resumed download is real: the ranges kept and those fetched now
     combine to the file's CRC, which is not what the object says it holds."""
-    data, url, target = interrupted(proxy, direct, s3_env, tmp_path, lambda d: crc(d + b"!"))
+    data, url, target = interrupted(proxy, direct, s3_env, tmp_path, lambda d: crc32c_of(d + b"!"))
 
     again = download(proxy, url, target)
 
     assert again.code == 5, again.err
     error = json.loads(again.out)["error"]
-    assert error["code"] == "integrity" and crc(data) in error["message"], error
+    assert error["code"] == "integrity" and crc32c_of(data) in error["message"], error
     assert not target.exists()
 
 

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from runctl.digests import CRC32C, DigestSpec, StreamHasher
 from runctl.settings import Settings
 from runctl.stores.factory import open_local, open_s3
 from runctl.stores.local import LocalStore
 from runctl.stores.s3 import CRC_KEY, MD5_KEY
-from tests.conftest import CliResult, RcloneS3, S3Server, botocore_client, cli, key_of
+from tests.conftest import CliResult, RcloneS3, S3Server, botocore_client, cli, crc32c_of, key_of
 from tests.faultproxy import FaultProxy
 
 MiB = 1024 * 1024
@@ -177,26 +176,20 @@ def test_a_recorded_md5_is_checked_before_the_etag(s3_env: S3Server, direct: Any
     assert os.listdir(tmp_path) == []
 
 
-def crc(data: bytes) -> str:
-    hasher = StreamHasher(DigestSpec(CRC32C))
-    hasher.update(data)
-    return hasher.hexdigest()
-
-
 @pytest.mark.parametrize("size", [300_000, 21 * MiB + 3], ids=["one-get", "ranges"])
 def test_a_recorded_crc32c_is_checked_before_the_etag(
     s3_env: S3Server, direct: Any, tmp_path: Path, size: int
 ) -> None:
     url = s3_env.fresh_prefix() + "x.bin"
     data = os.urandom(size)
-    wrong = crc(flipped(data, size // 2))
+    wrong = crc32c_of(flipped(data, size // 2))
     direct.put_object(Bucket=s3_env.bucket, Key=key_of(url), Body=data, Metadata={CRC_KEY: wrong})
 
     res = cli("s3", "download", url, str(tmp_path / "x.bin"))
 
     assert res.code == 5
     line = the_error(res)
-    assert wrong in line and crc(data) in line and "recorded CRC-32C" in line
+    assert wrong in line and crc32c_of(data) in line and "recorded CRC-32C" in line
     assert os.listdir(tmp_path) == []
 
 
@@ -299,7 +292,7 @@ def test_a_multipart_upload_carries_sha256_checksums_the_server_checks(
     assert head["ETag"].strip('"') == multipart_etag(data, 5 * MiB)
     assert head.get("ChecksumSHA256"), head
     assert MD5_KEY not in head["Metadata"]  # a whole-file MD5 would cost a second pass
-    assert head["Metadata"][CRC_KEY] == crc(data)  # a CRC-32C costs a twentieth of one
+    assert head["Metadata"][CRC_KEY] == crc32c_of(data)  # a CRC-32C costs a twentieth of one
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runctl.digests import CRC32C, DigestSpec, StreamHasher
 from runctl.stores.s3 import CRC_KEY, MTIME_KEY
-from tests.conftest import CliResult, S3Server, cli, key_of
+from tests.conftest import CliResult, S3Server, cli, crc32c_of, key_of
 from tests.faultproxy import FaultProxy
 
 MiB = 1024 * 1024
@@ -70,12 +69,6 @@ def test_an_unfinished_upload_is_completed_with_only_the_missing_part(
     assert pending(direct, s3_env.bucket, key) == []
 
 
-def crc(data: bytes) -> str:
-    hasher = StreamHasher(DigestSpec(CRC32C))
-    hasher.update(data)
-    return hasher.hexdigest()
-
-
 def test_a_resumed_upload_carries_this_runs_metadata_not_the_first_runs(
     s3_env: S3Server, proxy: FaultProxy, direct: Any, tmp_path: Path
 ) -> None:
@@ -83,7 +76,7 @@ def test_a_resumed_upload_carries_this_runs_metadata_not_the_first_runs(
     has changed since, and was never sent): the object completed from it must describe
     the file it holds, or every later download would fail its check."""
     data, src, url, key = checkpoint(s3_env, tmp_path, 2 * PART + 12345)
-    stale = {MTIME_KEY: "1000000000.000000", CRC_KEY: crc(data[: 2 * PART] + os.urandom(12345))}
+    stale = {MTIME_KEY: "1000000000.000000", CRC_KEY: crc32c_of(data[: 2 * PART] + os.urandom(12345))}
     leave_unfinished(direct, s3_env.bucket, key, {1: data[:PART], 2: data[PART : 2 * PART]}, stale)
 
     res = upload(proxy, src, url)
@@ -92,7 +85,7 @@ def test_a_resumed_upload_carries_this_runs_metadata_not_the_first_runs(
     doc = res.json()
     assert isinstance(doc, dict) and doc["resumed"] is True, doc
     head = direct.head_object(Bucket=s3_env.bucket, Key=key)
-    assert head["Metadata"][CRC_KEY] == crc(data)
+    assert head["Metadata"][CRC_KEY] == crc32c_of(data)
     assert head["Metadata"][MTIME_KEY] == f"{src.stat().st_mtime:.6f}"
     down = tmp_path / "down.bin"
     assert cli("s3", "download", url, str(down)).code == 0

@@ -33,18 +33,13 @@ from runctl.stores.base import Entry, ProgressFn, Reader, Store
 from runctl.stores.factory import open_s3
 from runctl.stores.local import TMP_MARK, LocalStore
 from runctl.stores.s3 import CRC_KEY, MD5_KEY, S3Store
+from tests.conftest import crc32c_of
 
 KIB = 1024
 
 
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
-
-
-def crc(data: bytes) -> str:
-    hasher = StreamHasher(DigestSpec(CRC32C))
-    hasher.update(data)
-    return hasher.hexdigest()
 
 
 def multipart_etag(data: bytes, part: int) -> str:
@@ -186,7 +181,7 @@ def test_in_order_digest_of_ranges_written_in_any_order(tmp_path: Path, seed: in
 @pytest.mark.parametrize("range_size", [64 * KIB, 100_003])
 def test_range_crcs_of_ranges_written_in_any_order(tmp_path: Path, seed: int, range_size: int) -> None:
     data = random.Random(seed).randbytes(700 * KIB + seed)
-    assert write_ranges(tmp_path / "f", data, RangeCRCs(), range_size, seed) == crc(data)
+    assert write_ranges(tmp_path / "f", data, RangeCRCs(), range_size, seed) == crc32c_of(data)
 
 
 def test_range_crcs_read_back_what_no_piece_wrote_and_pieces_written_twice(tmp_path: Path) -> None:
@@ -196,15 +191,15 @@ def test_range_crcs_read_back_what_no_piece_wrote_and_pieces_written_twice(tmp_p
         os.pwrite(fd, data, 0)
         holes = RangeCRCs()  # only the middle third is reported written
         holes.written(fd, data[10 * KIB : 20 * KIB], 10 * KIB)
-        assert holes.result(fd, len(data)) == crc(data)
+        assert holes.result(fd, len(data)) == crc32c_of(data)
         twice = RangeCRCs()  # a range written again (a retry): the file is what counts
         for at in (0, 10 * KIB, 0, 20 * KIB):
             twice.written(fd, data[at : at + 10 * KIB], at)
-        assert twice.result(fd, len(data)) == crc(data)
+        assert twice.result(fd, len(data)) == crc32c_of(data)
         short = RangeCRCs()  # the file lacks its last bytes: not the object's CRC
         os.ftruncate(fd, len(data) - 1)
         short.written(fd, data[: 10 * KIB], 0)
-        assert short.result(fd, len(data)) != crc(data)
+        assert short.result(fd, len(data)) != crc32c_of(data)
     finally:
         os.close(fd)
 
@@ -311,7 +306,7 @@ def download(tmp_path: Path, src: Source, range_size: int) -> LocalStore:
 
 
 def digest(kind: str, data: bytes) -> str:
-    return {MD5: md5, CRC32C: crc}[kind](data) if kind != S3_ETAG else multipart_etag(data, 5000)
+    return {MD5: md5, CRC32C: crc32c_of}[kind](data) if kind != S3_ETAG else multipart_etag(data, 5000)
 
 
 @pytest.mark.parametrize("size", [5000, 50_000])  # one small file; ranges of 10,000 bytes
@@ -457,7 +452,7 @@ def test_a_multipart_upload_records_the_crc32c_of_the_file(
     data = os.urandom(12 * 1024 * KIB)
     calls = fake_put(monkeypatch, f'"{multipart_etag(data, 5 * 1024 * KIB)}"')
     upload(s3, tmp_path, data)
-    assert calls[0]["attributes"][CRC_KEY] == crc(data) and calls[0]["body"] == data
+    assert calls[0]["attributes"][CRC_KEY] == crc32c_of(data) and calls[0]["body"] == data
     assert MD5_KEY not in calls[0]["attributes"] and s3.tally.verified == 1
 
 
