@@ -231,10 +231,12 @@ _S_IFMT, _S_IFREG, _S_IFLNK, _S_IFDIR = 0o170000, stat.S_IFREG, stat.S_IFLNK, st
 def _entries(root: Path, paths: set[str]) -> list[Entry]:
     """Entries for the selected paths plus every directory above them, sorted."""
     found: dict[str, Entry] = {}
-    top = str(root)  # plain string joins: pathlib's cost a tenth of the walk
-    lstat, join = os.lstat, os.path.join  # a hot loop: 60,000 files at monorepo scale
+    # Plain string concatenation (the paths are relative, "/"-separated): pathlib's joins
+    # cost a tenth of the walk, os.path.join's 0.9 us a file (60,000 at monorepo scale).
+    top = str(root).rstrip("/") + "/"
+    lstat = os.lstat
     for path in paths:
-        full = join(top, path)
+        full = top + path
         try:
             st = lstat(full)
         except OSError:
@@ -254,7 +256,7 @@ def _entries(root: Path, paths: set[str]) -> list[Entry]:
         parent = path.rpartition("/")[0]
         while parent and parent not in found:
             try:
-                pst = os.lstat(os.path.join(top, parent))
+                pst = lstat(top + parent)
             except OSError:
                 break
             found[parent] = Entry(parent, 0, pst.st_mtime, kind="dir", mode=stat.S_IMODE(pst.st_mode))
