@@ -70,7 +70,7 @@ CRC_KEY = "runctl-crc32c"
 """User metadata key for the CRC-32C of a multipart upload's whole file (x-amz-meta-
 runctl-crc32c), taken in a pass over the file before the upload starts (metadata goes
 with the request that creates the upload) and checked against the bytes sent. Downloads
-check it for a twentieth of an MD5's CPU: the CRCs of ranges combine (runctl.digests)."""
+check it for a twentieth of an MD5's CPU: the CRCs of ranges combine (runctl.crcs)."""
 DIGEST_CODES = frozenset({"BadDigest", "XAmzContentSHA256Mismatch"})
 """S3 error codes for a body that arrived other than it was sent (its checksum differs)."""
 
