@@ -204,8 +204,14 @@ rl_tmp_dir() {{
     rl_fail {exit_codes.FAILED} "cannot make a temporary directory"
 }}
 rl_runctl_via=
+rl_no_runctl=
+# A runctl executable is taken as is: asking it first (--help) would cost a Python start
+# (40-110 ms) on every load. rl_load_runctl asks only when the load fails as a usage
+# error would, and then goes on with the next tool if it has no `data load`.
 rl_find_runctl() {{
-  if rl_have runctl && runctl data load --help </dev/null >/dev/null 2>&1; then
+  if [ -n "$rl_no_runctl" ]; then
+    return 1
+  elif rl_have runctl; then
     rl_runctl_via=exe
   elif rl_have python3 && python3 -m runctl data load --help </dev/null >/dev/null 2>&1; then
     rl_runctl_via=module
@@ -289,13 +295,16 @@ def _choose(options: LoadOptions, tools: list[str]) -> str:
             f'  rl_fail {exit_codes.TOOL_MISSING} "{missing} is not installed here ({hint[tool]})"'
         )
     return (
+        "rl_choose() {\n"
         "rl_tool=\n"
         "for rl_t in $rl_tools; do\n"
         '  if rl_usable "$rl_t"; then rl_tool=$rl_t; break; fi\n'
         "done\n"
         'if [ -z "$rl_tool" ]; then\n'
         f"{none}\n"
-        "fi"
+        "fi\n"
+        "}\n"
+        "rl_choose"
     )
 
 
@@ -339,7 +348,16 @@ def _runctl_branch(options: LoadOptions, total: int) -> str:
         [
             "rl_load_runctl() {",
             f"  rl_runctl data load {' '.join(args)}",
-            "  exit $?",
+            "  rl_st=$?",
+            '  if [ "$rl_st" -eq 2 ] && [ "$rl_runctl_via" = exe ] &&',
+            "    ! runctl data load --help </dev/null >/dev/null 2>&1; then",
+            "    printf 'runctl-load: note: %s has no \"data load\"; trying the next tool\\n' \\",
+            '      "$(command -v runctl)" >&2',
+            "    rl_no_runctl=yes",
+            "    rl_choose",
+            "    rl_dispatch",
+            "  fi",
+            '  exit "$rl_st"',
             "}",
         ]
     )
@@ -470,11 +488,14 @@ def _main(tools: list[str], needs_python: dict[str, bool]) -> str:
     }
     return "\n".join(
         [
-            'mkdir -p "$rl_dest" ||',
-            f'  rl_fail {exit_codes.DEST_UNWRITABLE} "cannot create the destination $rl_dest"',
+            "rl_dispatch() {",
             "case $rl_tool in",
             *(arms[t] for t in tools),
             "esac",
+            "}",
+            'mkdir -p "$rl_dest" ||',
+            f'  rl_fail {exit_codes.DEST_UNWRITABLE} "cannot create the destination $rl_dest"',
+            "rl_dispatch",
             "",
         ]
     )

@@ -400,3 +400,64 @@ def test_the_listing_runs_beside_the_fetch_unless_the_fetch_deletes(tmp_path: Pa
         assert events.index("end ls") < events.index(f"start {fetch}"), events
     else:
         assert events.index(f"start {fetch}") < events.index("end ls"), events
+
+
+def logging_runctl(bin_dir: Path, log: Path, *, knows_load: bool, status: int = 0) -> None:
+    """A runctl that logs every call; without ``knows_load`` it has no `data load` (an old
+    runctl, or another program of that name): every call is a usage error, exit 2."""
+    exe = bin_dir / "runctl"
+    exe.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"if not {knows_load}:\n"
+        "    sys.stderr.write(\"runctl: error: argument command: invalid choice: 'data'\\n\")\n"
+        "    sys.exit(2)  # argparse's status\n"
+        "if sys.argv[-1] == '--help':\n"
+        "    sys.exit(0)\n"
+        f"if {status}:\n"
+        "    sys.stderr.write('error: a usage error of the load itself\\n')\n"
+        f"    sys.exit({status})\n"
+        "print('runctl-load files=1 bytes=2 seconds=0.1 tool=runctl')\n"
+    )
+    exe.chmod(0o755)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_runctl_on_path_is_not_asked_for_help_first(tmp_path: Path, shell: str) -> None:
+    """The probe cost a Python start on every load: the load is run straight away."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    path = bare_path(bin_dir)
+    logging_runctl(bin_dir, log, knows_load=True)
+    proc = run(load_script("s3://bucket/p/", str(tmp_path / "d"), LoadOptions()), shell, path, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [c[:2] for c in calls(log)] == [["data", "load"]] and "--help" not in calls(log)[0]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_runctl_without_data_load_gives_way_to_the_next_tool(tmp_path: Path, shell: str) -> None:
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    path = bare_path(bin_dir, "sleep")
+    logging_runctl(bin_dir, log, knows_load=False)
+    fake_s5cmd(bin_dir, tmp_path / "s5cmd.log")
+    (tmp_path / "d").mkdir()
+    proc = run(load_script("s3://bucket/p/", str(tmp_path / "d"), LoadOptions()), shell, path, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "tool=s5cmd" in proc.stdout and 'has no "data load"; trying the next tool' in proc.stderr
+    assert calls(log)[-1] == ["data", "load", "--help"]  # asked only once the load failed
+    # --tool runctl: no other tool to go on with; the status says runctl is missing.
+    proc = run(
+        load_script("s3://bucket/p/", str(tmp_path / "d"), LoadOptions(tool="runctl")), shell, path, tmp_path
+    )
+    assert proc.returncode == exit_codes.TOOL_MISSING, proc.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_usage_error_of_a_runctl_with_data_load_is_its_own(tmp_path: Path, shell: str) -> None:
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    path = bare_path(bin_dir, "sleep")
+    logging_runctl(bin_dir, log, knows_load=True, status=2)
+    fake_s5cmd(bin_dir, tmp_path / "s5cmd.log")
+    proc = run(load_script("s3://bucket/p/", str(tmp_path / "d"), LoadOptions()), shell, path, tmp_path)
+    assert proc.returncode == 2 and "trying the next tool" not in proc.stderr
+    assert not (tmp_path / "s5cmd.log").exists()  # no other tool ran
