@@ -88,3 +88,31 @@ def test_a_flat_prefix_over_one_page_lists_whole(s3_env: S3Server, monkeypatch: 
     url = s3_env.fresh_prefix()
     seed(s3_env, url, keys)
     assert [p for p, _, _ in listing(url)] == sorted(keys)
+
+
+def test_a_flat_first_page_goes_on_page_by_page_without_a_delimited_look(
+    s3_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full first page of objects side by side would be a level not worth cutting: the
+    listing continues from it, with no botocore client (its import and client cost ~0.2 s)
+    and no second request for the first page; objects and a sub-tree after it still list."""
+    monkeypatch.setattr(s3, "_ONE_PAGE", 5)
+    keys = {f"img{i:03d}.jpg": b"x" for i in range(12)} | {"sub/one": b"y", "sub/two/three": b"z"}
+    url = s3_env.fresh_prefix()
+    seed(s3_env, url, keys)
+    looks: list[str] = []
+
+    async def no_look(self: s3.S3Store, key: str, limit: int | None) -> None:
+        looks.append(key)
+
+    monkeypatch.setattr(s3.S3Store, "_level", no_look)
+
+    async def go() -> tuple[list[str], object]:
+        store, _ = open_store(url, Settings(), directory=True)
+        async with store:
+            assert isinstance(store, s3.S3Store)
+            return [e.path async for e in store.list()], store._boto
+
+    paths, client = run(go())
+    assert paths == sorted(keys)
+    assert looks == [] and client is None
