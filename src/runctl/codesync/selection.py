@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import subprocess
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,14 +138,16 @@ def select(root: Path, flags: Sequence[Rule] = ()) -> Selection:
         raise NotFoundError(f"local directory not found: {root}", "Check the path.")
     rules = Rules.load(root, flags)
     git_view = _git_files(root)
+    paths: Iterable[str]
     if git_view is None:
-        paths = set(_walk(root, rules, use_git=False))
+        paths = _walk(root, rules, use_git=False)  # each path once, a directory's files together
     else:
         files, dirs = git_view
-        paths = {p for p in files if not rules.verdict(p)}
-        paths |= {d for d in _empty_dirs_below(root, dirs) if not rules.excluded(d, True)}
+        chosen = [p for p in files if not rules.verdict(p)]
+        chosen += [d for d in _empty_dirs_below(root, dirs) if not rules.excluded(d, True)]
         if rules.has_includes:
-            paths |= set(_walk(root, rules, use_git=True))
+            chosen += _walk(root, rules, use_git=True)
+        paths = dict.fromkeys(chosen)  # in git's order (a directory's files together), once each
     return Selection(root, rules, _entries(root, paths), git=git_view is not None)
 
 
@@ -228,13 +230,17 @@ def _walk(root: Path, rules: Rules, *, use_git: bool) -> Iterator[str]:
 _S_IFMT, _S_IFREG, _S_IFLNK, _S_IFDIR = 0o170000, stat.S_IFREG, stat.S_IFLNK, stat.S_IFDIR
 
 
-def _entries(root: Path, paths: set[str]) -> list[Entry]:
+def _entries(root: Path, paths: Iterable[str]) -> list[Entry]:
     """Entries for the selected paths plus every directory above them, sorted."""
     found: dict[str, Entry] = {}
     # Plain string concatenation (the paths are relative, "/"-separated): pathlib's joins
     # cost a tenth of the walk, os.path.join's 0.9 us a file (60,000 at monorepo scale).
+    # Entries are built with tuple.__new__ (Entry's own __new__ is a Python function),
+    # and the directories above a file are looked for once per run of files that share
+    # them: 60,000 files, 0.40 s -> 0.25 s on one core, 0.15 s of it the lstat calls.
     top = str(root).rstrip("/") + "/"
-    lstat = os.lstat
+    lstat, new = os.lstat, tuple.__new__
+    last_parent = None
     for path in paths:
         full = top + path
         try:
@@ -242,26 +248,31 @@ def _entries(root: Path, paths: set[str]) -> list[Entry]:
         except OSError:
             continue  # tracked but deleted, or vanished since listing
         bits = st.st_mode
-        mode, kind = bits & 0o7777, bits & _S_IFMT
+        kind = bits & _S_IFMT
         if kind == _S_IFREG:
-            found[path] = Entry(path, st.st_size, st.st_mtime, None, "file", mode)
+            found[path] = new(Entry, (path, st.st_size, st.st_mtime, None, "file", bits & 0o7777, None, None))
         elif kind == _S_IFLNK:
             link = os.readlink(full)
-            found[path] = Entry(path, 0, st.st_mtime, kind="symlink", mode=mode, link=link)
+            found[path] = new(Entry, (path, 0, st.st_mtime, None, "symlink", bits & 0o7777, link, None))
         elif kind == _S_IFDIR:
             # An empty directory, or one git lists (a submodule): not descended into.
-            found.setdefault(path, Entry(path, 0, st.st_mtime, kind="dir", mode=mode))
+            if path not in found:
+                found[path] = new(Entry, (path, 0, st.st_mtime, None, "dir", bits & 0o7777, None, None))
         else:
             continue  # sockets, fifos and devices are not code
         parent = path.rpartition("/")[0]
+        if parent == last_parent:
+            continue
+        last_parent = parent
         while parent and parent not in found:
             try:
                 pst = lstat(top + parent)
             except OSError:
                 break
-            found[parent] = Entry(parent, 0, pst.st_mtime, kind="dir", mode=stat.S_IMODE(pst.st_mode))
+            mode = pst.st_mode & 0o7777
+            found[parent] = new(Entry, (parent, 0, pst.st_mtime, None, "dir", mode, None, None))
             parent = parent.rpartition("/")[0]
-    return sorted(found.values(), key=lambda e: e.path)
+    return [found[path] for path in sorted(found)]
 
 
 class SelectedStore(LocalStore):
