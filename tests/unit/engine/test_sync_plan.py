@@ -140,3 +140,30 @@ def test_unrecorded_skips_count_their_bytes() -> None:
     result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d), record_skips=False))
     assert (result.skip_count, result.unrecorded_skip_bytes) == (2, 8)
     assert [a.path for a in result.actions] == ["c"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_listings_in_memory_plan_as_the_streaming_merge_does(seed: int) -> None:
+    """Both listings given (code push): the same actions, warnings and skip counts as the
+    streamed merge, whatever the options, unsafe names and filtered paths included."""
+    rng = random.Random(seed)
+    names = [f"{rng.choice(['a', 'b/', 'c-', '../', 'd/e'])}{i}" for i in range(400)]
+    keys = sorted(set(names))
+    src = [Entry(k, rng.choice([1, 2]), rng.choice([10.0, 11.0])) for k in keys if rng.random() < 0.8]
+    dst = [Entry(k, rng.choice([1, 2]), rng.choice([10.0, 11.0])) for k in keys if rng.random() < 0.8]
+    options = {
+        "delete": rng.random() < 0.5,
+        "staged": rng.random() < 0.3,
+        "record_skips": rng.random() < 0.5,
+        "allow": (lambda p: not p.endswith("7")) if rng.random() < 0.7 else None,
+    }
+
+    def run(**given: object) -> tuple[list[tuple[str, str, str]], list[str], int, int]:
+        s, d = ListingOnly(src), ListingOnly(dst)
+        result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d), **options, **given))  # type: ignore[arg-type]
+        actions: list[tuple[str, str, str]] = [(a.kind, a.path, a.reason) for a in result.actions]
+        return actions, result.warnings, result.skip_count, result.unrecorded_skip_bytes
+
+    streamed = run()
+    assert run(src_entries=sorted(src), dst_entries=sorted(dst)) == streamed
+    assert streamed[2] > 0 and streamed[1]  # some pairs unchanged, some names refused
