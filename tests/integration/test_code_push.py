@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from runctl.stores.gzip_stream import MEASURE_ABOVE
 from tests import sshd
 from tests.conftest import cli
 
@@ -130,9 +131,9 @@ def test_compressed_stream_both_modes(ssh_server: sshd.SSHServer, tmp_path: Path
     """--compress always gzips the stream (auto never does over loopback); the remote
     tree is the same either way, in both modes."""
     src = make_src(tmp_path / "src")
-    (src / "notes.txt").write_text("all work and no play\n" * 20_000)  # shrinks; big.bin is dense
+    (src / "notes.txt").write_text("all work and no play\n" * 60_000)  # shrinks; big.bin is dense
     plain = push(ssh_server, src, ssh_server.dest(tmp_path / "plain"))
-    assert "compression" not in plain  # auto, and the host is this machine
+    assert "compression" not in plain and plain["bytes"] > MEASURE_ABOVE  # auto measured loopback
     for mode in ("incremental", "full"):
         remote = tmp_path / mode
         doc = push(ssh_server, src, ssh_server.dest(remote), "--mode", mode, "--compress", "always")
@@ -454,11 +455,13 @@ def test_failed_tar_never_runs_streamed_bytes(ssh_server: sshd.SSHServer, tmp_pa
 
 def test_compress_auto_judges_the_link_by_its_round_trip(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
     """Through a slow link that reaches us on a loopback port (as a tunnel or a ProxyCommand
-    would), auto compresses; straight to loopback it does not."""
+    would), auto compresses; straight to loopback it does not. (Both pushes send more than
+    MEASURE_ABOVE: below it, auto compresses without measuring.)"""
     from tests import linkshaper
 
     src = make_src(tmp_path / "src")
-    (src / "notes.txt").write_text("all work and no play\n" * 20_000)
+    (src / "notes.txt").write_text("all work and no play\n" * 60_000)
+    assert (src / "notes.txt").stat().st_size > MEASURE_ABOVE
     for i in range(3000):  # enough to plan for a while: the probe must not count that time
         (src / "many" / f"d{i // 100}").mkdir(parents=True, exist_ok=True)
         (src / "many" / f"d{i // 100}" / f"m{i}.py").write_text(f"x = {i}\n")
@@ -471,6 +474,23 @@ def test_compress_auto_judges_the_link_by_its_round_trip(ssh_server: sshd.SSHSer
         slow = push(ssh_server, src, ssh_server.dest(tmp_path / "slow"), *via)
     assert slow["compression"] == "gzip"
     assert tree(tmp_path / "slow") == selected_tree(src)
+
+
+def test_compress_auto_sends_a_small_change_compressed_without_measuring(
+    ssh_server: sshd.SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under MEASURE_ABOVE bytes to send, auto compresses on any link and asks no round
+    trip of it (a WAN round trip costs more than either choice there)."""
+    from runctl.remote.shell import RemoteShell
+
+    def no_probe(self: RemoteShell) -> float:
+        raise AssertionError("the link was measured for a small push")
+
+    monkeypatch.setattr(RemoteShell, "round_trip", no_probe)
+    src = make_src(tmp_path / "src")
+    doc = push(ssh_server, src, ssh_server.dest(tmp_path / "dst"))
+    assert doc["compression"] == "gzip" and doc["bytes"] < MEASURE_ABOVE
+    assert tree(tmp_path / "dst") == selected_tree(src)
 
 
 def test_shell_startup_files_that_print_do_not_break_a_push(
