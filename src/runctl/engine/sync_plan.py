@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 from ..aio import unwrap_groups
 from ..errors import BucketNotFoundError, NotFoundError
@@ -135,11 +135,7 @@ async def plan_sync(
             plan.add(Action("copy", path, s.size, reason, s))
 
     if src_entries is not None and dst_entries is not None:
-        if src_allow is None:
-            _decide_lists(plan, src_entries, dst_entries, decide, quick, allow)
-        else:
-            for s, d in _merge_lists(src_entries, dst_entries):
-                decide(s, d)
+        _decide_lists(plan, src_entries, dst_entries, decide, quick, allow, src_allow)
     else:
         src_list = _listing(src, missing_ok=False) if src_entries is None else _given(src_entries)
         dst_list = _listing(dst, missing_ok=True) if dst_entries is None else _given(dst_entries)
@@ -174,8 +170,9 @@ def _decide_lists(
     decide: Callable[[Entry | None, Entry | None], None],
     quick: Callable[[Entry, Entry], str | None],
     allow: PathFilter | None,
+    src_allow: PathFilter | None,
 ) -> None:
-    """``decide`` over the merge of two listings in memory, with the usual pair (the same
+    """``decide`` over two listings in memory, merged as ``_merge`` does, with the usual pair (the same
     path on both sides, unchanged) settled inline: no pair tuple, no call of ``decide``,
     no skip action when skips are only counted (60,000 files: 0.13 s -> 0.08 s). Every
     other pair goes to ``decide``, which asks ``quick`` again (it is a pure test)."""
@@ -194,6 +191,7 @@ def _decide_lists(
                 and quick(s, d) is None
                 and safe_relpath(path) is not None
                 and (allow is None or allow(path))
+                and (src_allow is None or src_allow(path))
             ):
                 skips += 1
                 skipped_bytes += s.size
@@ -211,28 +209,6 @@ def _decide_lists(
         decide(None, d)
     plan.unrecorded_skips += skips
     plan.unrecorded_skip_bytes += skipped_bytes
-
-
-def _merge_lists(a: list[Entry], b: list[Entry]) -> Iterator[tuple[Entry | None, Entry | None]]:
-    """``_merge`` of two listings in memory."""
-    i = j = 0
-    na, nb = len(a), len(b)
-    while i < na and j < nb:
-        s, d = a[i], b[j]
-        if s.path == d.path:
-            yield s, d
-            i += 1
-            j += 1
-        elif s.path < d.path:
-            yield s, None
-            i += 1
-        else:
-            yield None, d
-            j += 1
-    for s in a[i:]:
-        yield s, None
-    for d in b[j:]:
-        yield None, d
 
 
 async def _merge(

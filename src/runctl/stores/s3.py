@@ -505,13 +505,11 @@ class S3Store(Store):
             if len(first) >= _ONE_PAGE:
                 break
         n = len(self.prefix)
-        if len(first) < _ONE_PAGE:
-            listing = self._in_order(self._list_as_served(_replay(first)), in_key_order)
-        elif not any("/" in key[n:] for key, _, _, _ in first):
-            # A full first page of objects side by side: the root level would be such a
-            # flat run too, which is not cut (see _level). So the listing goes on page by
-            # page, without the delimited look (botocore's import, client and XML: ~0.3 s
-            # of a 2,000-file download) and without listing this page a second time.
+        # Under one page (``raw`` is then spent), or a full page of objects side by side:
+        # the root level would be such a flat run too, which is not cut (see _level). So
+        # the listing goes on page by page from here, without the delimited look
+        # (botocore's import, client and XML: ~0.3 s of a 2,000-file download).
+        if len(first) < _ONE_PAGE or not any("/" in key[n:] for key, _, _, _ in first):
             listing = self._in_order(self._list_as_served(_chain(first, raw)), in_key_order)
         else:
             await raw.aclose()  # before the next page is asked for
@@ -1152,11 +1150,6 @@ _OBSTORE_ESCAPES = re.compile(r'[\x00-\x1f\x7f\\{}^%`\[\]"<>~#|]|//|(^|/)\.\.?(/
 def _obstore_lists(key: str) -> bool:
     """Whether obstore lists under ``key`` exactly (else botocore, which sends it as is)."""
     return _OBSTORE_ESCAPES.search(key) is None
-
-
-async def _replay(rows: builtins.list[_Listed]) -> AsyncIterator[_Listed]:
-    for row in rows:
-        yield row
 
 
 async def _chain(rows: builtins.list[_Listed], rest: AsyncIterator[_Listed]) -> AsyncIterator[_Listed]:

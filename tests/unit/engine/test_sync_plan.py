@@ -156,6 +156,7 @@ def test_listings_in_memory_plan_as_the_streaming_merge_does(seed: int) -> None:
         "staged": rng.random() < 0.3,
         "record_skips": rng.random() < 0.5,
         "allow": (lambda p: not p.endswith("7")) if rng.random() < 0.7 else None,
+        "src_allow": (lambda p: not p.endswith("3")) if rng.random() < 0.5 else None,
     }
 
     def run(**given: object) -> tuple[list[tuple[str, str, str]], list[str], int, int]:
