@@ -46,6 +46,8 @@ from .report import TAG
 HELPER_END = "RUNCTL_LOAD_HELPER"
 _S5CMD_GLOB = re.compile(r"[*?\\]")
 """Characters s5cmd reads as wildcards (or separators) in a source URL: it cannot list such a prefix."""
+_HAS_RUNCTL = 'import importlib.util as u, sys; sys.exit(u.find_spec("runctl") is None)'
+"""Exits 0 when this python3 can import runctl; finding it does not load it."""
 
 
 def load_script(
@@ -205,15 +207,16 @@ rl_tmp_dir() {{
 }}
 rl_runctl_via=
 rl_no_runctl=
-# A runctl executable is taken as is: asking it first (--help) would cost a Python start
-# (40-110 ms) on every load. rl_load_runctl asks only when the load fails as a usage
-# error would, and then goes on with the next tool if it has no `data load`.
+# runctl is taken as found, not asked first (--help): that would cost runctl's start
+# (40-110 ms) on every load. A python3 counts when it can find the module (a bare
+# interpreter start, without importing runctl). rl_load_runctl asks --help only when the
+# load fails, and goes on with the next tool if this runctl has no working `data load`.
 rl_find_runctl() {{
   if [ -n "$rl_no_runctl" ]; then
     return 1
   elif rl_have runctl; then
     rl_runctl_via=exe
-  elif rl_have python3 && python3 -m runctl data load --help </dev/null >/dev/null 2>&1; then
+  elif rl_have python3 && python3 -c {quote(_HAS_RUNCTL)} </dev/null >/dev/null 2>&1; then
     rl_runctl_via=module
   else
     return 1
@@ -221,6 +224,9 @@ rl_find_runctl() {{
 }}
 rl_runctl() {{
   if [ "$rl_runctl_via" = exe ]; then runctl "$@" </dev/null; else python3 -m runctl "$@" </dev/null; fi
+}}
+rl_runctl_name() {{
+  if [ "$rl_runctl_via" = exe ]; then command -v runctl; else echo "python3 -m runctl"; fi
 }}
 rl_usable() {{
   case $1 in
@@ -349,10 +355,9 @@ def _runctl_branch(options: LoadOptions, total: int) -> str:
             "rl_load_runctl() {",
             f"  rl_runctl data load {' '.join(args)}",
             "  rl_st=$?",
-            '  if [ "$rl_st" -eq 2 ] && [ "$rl_runctl_via" = exe ] &&',
-            "    ! runctl data load --help </dev/null >/dev/null 2>&1; then",
-            "    printf 'runctl-load: note: %s has no \"data load\"; trying the next tool\\n' \\",
-            '      "$(command -v runctl)" >&2',
+            '  if [ "$rl_st" -ne 0 ] && ! rl_runctl data load --help >/dev/null 2>&1; then',
+            "    printf 'runctl-load: note: %s has no working \"data load\"; trying the next tool\\n' \\",
+            '      "$(rl_runctl_name)" >&2',
             "    rl_no_runctl=yes",
             "    rl_choose",
             "    rl_dispatch",

@@ -402,18 +402,31 @@ def test_the_listing_runs_beside_the_fetch_unless_the_fetch_deletes(tmp_path: Pa
         assert events.index(f"start {fetch}") < events.index("end ls"), events
 
 
-def logging_runctl(bin_dir: Path, log: Path, *, knows_load: bool, status: int = 0) -> None:
+def logging_runctl(bin_dir: Path, log: Path, *, knows_load: bool, status: int = 0, via: str = "exe") -> None:
     """A runctl that logs every call; without ``knows_load`` it has no `data load` (an old
-    runctl, or another program of that name): every call is a usage error, exit 2."""
-    exe = bin_dir / "runctl"
+    runctl, or another program of that name): every call is a usage error, exit 2.
+
+    ``via="module"``: no runctl executable but a ``python3`` that has the module (its
+    ``-c`` calls are logged as ``["-c"]``); without ``knows_load`` its module is broken
+    (exit 1, as an import error does)."""
+    unknown = 2 if via == "exe" else 1
+    module = via == "module"
+    exe = bin_dir / ("python3" if module else "runctl")
     exe.write_text(
         f"#!{sys.executable}\n"
         "import json, sys\n"
-        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "args = sys.argv[1:]\n"
+        f"if {module} and args[:1] == ['-c']:\n"
+        f"    open({str(log)!r}, 'a').write(json.dumps(['-c']) + '\\n')\n"
+        "    sys.exit(0)  # the module is there\n"
+        f"if {module}:\n"
+        "    assert args[:2] == ['-m', 'runctl'], args\n"
+        "    args = args[2:]\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(args) + '\\n')\n"
         f"if not {knows_load}:\n"
         "    sys.stderr.write(\"runctl: error: argument command: invalid choice: 'data'\\n\")\n"
-        "    sys.exit(2)  # argparse's status\n"
-        "if sys.argv[-1] == '--help':\n"
+        f"    sys.exit({unknown})\n"
+        "if args[-1] == '--help':\n"
         "    sys.exit(0)\n"
         f"if {status}:\n"
         "    sys.stderr.write('error: a usage error of the load itself\\n')\n"
@@ -423,27 +436,32 @@ def logging_runctl(bin_dir: Path, log: Path, *, knows_load: bool, status: int = 
     exe.chmod(0o755)
 
 
+@pytest.mark.parametrize("via", ["exe", "module"])
 @pytest.mark.parametrize("shell", SHELLS)
-def test_a_runctl_on_path_is_not_asked_for_help_first(tmp_path: Path, shell: str) -> None:
-    """The probe cost a Python start on every load: the load is run straight away."""
+def test_a_runctl_found_is_not_asked_for_help_first(tmp_path: Path, shell: str, via: str) -> None:
+    """The probe cost runctl's start on every load: the load is run straight away. A
+    python3 is asked only whether it can find the module (no runctl import)."""
     bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
     path = bare_path(bin_dir)
-    logging_runctl(bin_dir, log, knows_load=True)
+    logging_runctl(bin_dir, log, knows_load=True, via=via)
     proc = run(load_script("s3://bucket/p/", str(tmp_path / "d"), LoadOptions()), shell, path, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert [c[:2] for c in calls(log)] == [["data", "load"]] and "--help" not in calls(log)[0]
+    found = [["-c"]] if via == "module" else []
+    assert [c[:2] for c in calls(log)] == [*found, ["data", "load"]] and "--help" not in calls(log)[-1]
 
 
+@pytest.mark.parametrize("via", ["exe", "module"])
 @pytest.mark.parametrize("shell", SHELLS)
-def test_a_runctl_without_data_load_gives_way_to_the_next_tool(tmp_path: Path, shell: str) -> None:
+def test_a_runctl_without_data_load_gives_way_to_the_next_tool(tmp_path: Path, shell: str, via: str) -> None:
     bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
     path = bare_path(bin_dir, "sleep")
-    logging_runctl(bin_dir, log, knows_load=False)
+    logging_runctl(bin_dir, log, knows_load=False, via=via)
     fake_s5cmd(bin_dir, tmp_path / "s5cmd.log")
     (tmp_path / "d").mkdir()
     proc = run(load_script("s3://bucket/p/", str(tmp_path / "d"), LoadOptions()), shell, path, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "tool=s5cmd" in proc.stdout and 'has no "data load"; trying the next tool' in proc.stderr
+    assert "tool=s5cmd" in proc.stdout and 'has no working "data load"; trying the next tool' in proc.stderr
+    assert ("python3 -m runctl" in proc.stderr) == (via == "module")
     assert calls(log)[-1] == ["data", "load", "--help"]  # asked only once the load failed
     # --tool runctl: no other tool to go on with; the status says runctl is missing.
     proc = run(
