@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CredentialsError, HostKeyError, NetworkError, RemoteToolMissingError, UsageError
+from . import asyncssh_auth
 from .seam import STDERR_KEPT, Process, Remote
 from .target import ConnectOptions, Target
 
@@ -76,6 +77,7 @@ def import_asyncssh() -> ModuleType:
         ctypes.util.find_library = real
         if blocked:
             del sys.modules["asyncssh.crypto.x509"]
+    asyncssh_auth.install(asyncssh)
     return asyncssh
 
 
@@ -130,7 +132,11 @@ def _options(target: Target, opts: ConnectOptions) -> Any:
     ciphers = list(PREFERRED_CIPHERS) + [
         a.decode() for a in get_default_encryption_algs() if a.decode() not in PREFERRED_CIPHERS
     ]
-    kwargs: dict[str, Any] = {"host": target.host, "encryption_algs": ciphers}
+    kwargs: dict[str, Any] = {
+        "host": target.host,
+        "encryption_algs": ciphers,
+        "client_factory": asyncssh_auth.client_factory(asyncssh),
+    }
     if opts.config is not None:
         if not opts.config.exists():
             raise UsageError(f"ssh config file not found: {opts.config}")
