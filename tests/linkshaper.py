@@ -53,7 +53,9 @@ async def _serve(
 
     async def handle(c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         s_reader, s_writer = await asyncio.open_connection("127.0.0.1", upstream)
-        with contextlib.suppress(OSError, ConnectionError):
+        # CancelledError: the shaper is closing with this connection still open. Ended
+        # quietly: asyncio's stream callback would log a cancelled handler's "exception".
+        with contextlib.suppress(OSError, ConnectionError, asyncio.CancelledError):
             await asyncio.gather(
                 _pump(c_reader, s_writer, rate, delay, window), _pump(s_reader, c_writer, rate, delay, window)
             )
