@@ -153,11 +153,11 @@ def test_watch_ctrl_c_exits_130(s3_env: S3Server) -> None:
     )
     try:
         assert proc.stderr is not None
-        ready, _, _ = select.select([proc.stderr], [], [], 30)
+        ready, _, _ = select.select([proc.stderr], [], [], 120)  # ends when it starts
         assert ready, "watch did not start"
         assert "watching" in proc.stderr.readline()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 130
+        assert proc.wait(timeout=120) == 130
         assert "stopped" in proc.stderr.read()
     finally:
         if proc.poll() is None:
