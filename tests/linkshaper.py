@@ -79,6 +79,10 @@ def shaped(upstream_port: int, mbit: float, delay_ms: float) -> Iterator[int]:
     def run() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             loop.run_until_complete(_serve(port, upstream_port, mbit, delay_ms, ready))
+        # Connections still open were cancelled with the server: let them finish, or
+        # asyncio reports each as "Task was destroyed but it is pending!".
+        rest = asyncio.all_tasks(loop)
+        loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

@@ -109,7 +109,7 @@ def session_request(kind: str, token: str, script: str) -> bytes:
     return f"{kind}\n{body}{token}\n".encode("utf-8", "surrogateescape")
 
 
-def list_script(root: str, sent: float | None = None) -> str:
+def list_script(root: str, sent: float | None = None, packed: bool = False) -> str:
     """One round trip: a header line, then the whole tree, by the best lister there:
 
     * ``gnu``: GNU find's -printf (nanoseconds; one process);
@@ -120,7 +120,13 @@ def list_script(root: str, sent: float | None = None) -> str:
     The header: ``runctl-list <lister> sent=<local time this script was made> now=<the
     remote's date> [tok=...] [tar=busybox] <tools...>``: ``sent`` and ``now`` bound the
     clock skew between the machines (the racy-file rule in codesync.compare needs it).
-    A missing root is an empty listing, not an error."""
+    A missing root is an empty listing, not an error.
+
+    ``packed`` (and gzip there): the records follow as one gzip -1 stream, and the header
+    says ``packed=gzip``. A listing runs to ~75 bytes a file (4.6 MB at 60,000 files, 0.37 s
+    of a 100 Mbit/s link) and packs ~7x for 40 ms of the remote's CPU, beside its find.
+    The lister's own exit status is the script's, as unpacked (POSIX sh has no pipefail:
+    it is carried out of the pipeline on fd 3)."""
     sent = time.time() if sent is None else sent
     tok = f"runctl-s{secrets.token_hex(8)}"
     stat_format = f"{tok} %f %s %Y %Z|%y|%z|%n{tok}%N"
@@ -135,16 +141,28 @@ if command -v busybox >/dev/null 2>&1 && [ "$(command -v tar)" -ef "$(command -v
   caps="$caps tar=busybox"
 fi
 r_h="sent={sent:.6f} now=$(date +%s.%N 2>/dev/null)"
+r_z=
+if [ {"yes" if packed else "no"} = yes ] && command -v gzip >/dev/null 2>&1; then
+  r_h="$r_h packed=gzip"
+  r_z=yes
+fi
+r_list() {{
+  if [ -n "$r_z" ]; then
+    {{ r_st=$( {{ {{ "$@"; echo "$?" >&3; }} | gzip -1 -c >&4; }} 3>&1 ); }} 4>&1
+    exit "${{r_st:-1}}"
+  fi
+  exec "$@"
+}}
 if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then
   echo "{LIST_MAGIC} gnu $r_h$caps"
-  exec find . -mindepth 1 -printf '%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0%C@\\0'
+  r_list find . -mindepth 1 -printf '%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0%C@\\0'
 elif command -v perl >/dev/null 2>&1; then
   echo "{LIST_MAGIC} perl $r_h$caps"
-  exec perl -e {quote(_PERL_LISTER)}
+  r_list perl -e {quote(_PERL_LISTER)}
 elif find . -maxdepth 0 -exec stat -c '' {{}} + >/dev/null 2>&1; then
   echo "{LIST_MAGIC} stat $r_h tok={tok}$caps"
   export QUOTING_STYLE=literal  # GNU stat: %N unquoted (BusyBox has one form)
-  exec find . -mindepth 1 -exec stat -c {quote(stat_format)} {{}} +
+  r_list find . -mindepth 1 -exec stat -c {quote(stat_format)} {{}} +
 fi
 {PACKAGE_MANAGER}
 r_m="needs GNU find, perl, or find -exec with stat -c"

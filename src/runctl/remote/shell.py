@@ -188,4 +188,5 @@ class RemoteShell:
 def request_listing(shell: RemoteShell, root: str) -> Awaitable[bytes]:
     """Ask the remote shell for the listing of ``root`` (the remote-tree store parses it).
     Here rather than in the store so a push can send it before the store has loaded."""
-    return shell.run(scripts.list_script(root or "."), "listing")
+    # Packed over SSH only: SSM's output is text (and 24,000 characters inline).
+    return shell.run(scripts.list_script(root or ".", packed=shell.remote.interactive), "listing")

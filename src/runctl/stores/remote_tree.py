@@ -20,6 +20,7 @@ import posixpath
 import secrets
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from shlex import quote
 from typing import Any, NamedTuple
@@ -27,7 +28,7 @@ from typing import Any, NamedTuple
 from ..digests import MD5, SHA256, DigestSpec
 from ..engine.execute import ExecOptions, Outcome, PlanSession, announce
 from ..engine.plan import Action, Plan
-from ..errors import NotFoundError, RemoteToolMissingError
+from ..errors import IntegrityError, NotFoundError, RemoteToolMissingError
 from ..events import BytesMoved, FileDeleted, FileDone, Reporter
 from ..remote import scripts
 from ..remote.shell import RemoteShell, request_listing
@@ -311,6 +312,11 @@ def parse_tree(raw: bytes, url: str) -> RemoteTree:
     tools = frozenset(w for w in words[2:] if "=" not in w)
     if lister == "missing":
         return RemoteTree(exists=False, lister="", tools=tools, entries=[])
+    if attrs.get("packed") == "gzip":
+        try:
+            body = zlib.decompress(body, 31)  # wbits 31: gzip framing
+        except zlib.error as exc:
+            raise IntegrityError(f"the listing from {url} arrived damaged: {exc}") from exc
     found: list[tuple[str, float]] = []
     if lister == "stat":
         entries = parse_stat_listing(body, attrs.get("tok", "").encode(), found)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
 
+from runctl.errors import IntegrityError
 from runctl.remote import scripts
 from runctl.stores.remote_tree import clock_ahead, parse_tree
 from runctl.stores.remote_tree import parse_listing as _parse_listing
@@ -71,14 +73,13 @@ def busybox_path(folder: Path, *extra: str, without: tuple[str, ...] = ()) -> st
     return str(folder)
 
 
-def list_with(root: Path, path: str | None) -> subprocess.CompletedProcess[bytes]:
+def list_with(root: Path, path: str | None, packed: bool = False) -> subprocess.CompletedProcess[bytes]:
     """Run ``list_script`` with that PATH (and that PATH's sh)."""
     env = dict(os.environ, PATH=path) if path else dict(os.environ)
     sh = shutil.which("sh", path=env["PATH"])
     assert sh
-    return subprocess.run(
-        [sh, "-s"], input=scripts.list_script(str(root)).encode(), capture_output=True, env=env
-    )
+    script = scripts.list_script(str(root), packed=packed)
+    return subprocess.run([sh, "-s"], input=script.encode(), capture_output=True, env=env)
 
 
 def awkward_tree(root: Path) -> Path:
@@ -92,9 +93,11 @@ def awkward_tree(root: Path) -> Path:
     return root
 
 
-def test_every_lister_lists_the_same_tree(tmp_path: Path) -> None:
+@pytest.mark.parametrize("packed", [False, True])
+def test_every_lister_lists_the_same_tree(tmp_path: Path, packed: bool) -> None:
     """GNU find, perl under BusyBox, and BusyBox find + stat: the same entries (names with
-    newlines, quotes, '|' and unicode; link targets), each lister named in the header."""
+    newlines, quotes, '|' and unicode; link targets), each lister named in the header;
+    packed (gzip, GNU's or BusyBox's) or not."""
     root = awkward_tree(tmp_path / "tree")
     seen: dict[str, list[tuple[object, ...]]] = {}
     for lister, path in [
@@ -102,8 +105,10 @@ def test_every_lister_lists_the_same_tree(tmp_path: Path) -> None:
         ("perl", busybox_path(tmp_path / "bb-perl", "perl")),
         ("stat", busybox_path(tmp_path / "bb")),
     ]:
-        done = list_with(root, path)
+        done = list_with(root, path, packed)
         assert done.returncode == 0, done.stderr
+        header = done.stdout.partition(b"\n")[0].split()
+        assert (b"packed=gzip" in header) == packed
         listed = parse_tree(done.stdout, "test")
         assert listed.lister == lister
         # GNU tar keeps nanoseconds; BusyBox's (beside perl and stat here) whole seconds
@@ -124,6 +129,41 @@ def test_every_lister_lists_the_same_tree(tmp_path: Path) -> None:
         "li' -> 'nk",
         "nl-link",
     }
+
+
+def test_a_packed_listing_keeps_the_listers_exit_status(tmp_path: Path) -> None:
+    """POSIX sh has no pipefail: a lister that fails inside the gzip pipeline (here a find
+    that lists one entry, then exits 3, as on an unreadable directory) still fails the
+    script with its own status, and its stderr is kept."""
+    root = awkward_tree(tmp_path / "tree")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = shutil.which("find")
+    (bin_dir / "find").write_text(
+        f'#!/bin/sh\ncase "$*" in *maxdepth*) exec {real} "$@";; esac\n'
+        f'{real} "$@" -quit; echo "find: ./locked: Permission denied" >&2; exit 3\n'
+    )
+    (bin_dir / "find").chmod(0o755)
+    done = list_with(root, f"{bin_dir}:{os.environ['PATH']}", packed=True)
+    assert done.returncode == 3 and b"Permission denied" in done.stderr
+    assert b"packed=gzip" in done.stdout.partition(b"\n")[0]
+    assert len(parse_tree(done.stdout, "test").entries) == 1  # what it listed arrives whole
+
+
+def test_a_packed_listing_is_plain_without_gzip(tmp_path: Path) -> None:
+    root = awkward_tree(tmp_path / "tree")
+    done = list_with(root, busybox_path(tmp_path / "bb", without=("gzip",)), packed=True)
+    assert done.returncode == 0, done.stderr
+    assert b"packed" not in done.stdout.partition(b"\n")[0]
+    assert len(parse_tree(done.stdout, "test").entries) == 8
+
+
+def test_a_damaged_packed_listing_is_an_integrity_error() -> None:
+    body = zlib.compress(b"f\x005\x001.0\x00644\x00a\x00\x001.0\x00", wbits=31)
+    head = b"runctl-list gnu sent=1 now=1 packed=gzip tar\n"
+    assert [e.path for e in parse_tree(head + body, "test").entries] == ["a"]
+    with pytest.raises(IntegrityError, match="arrived damaged"):
+        parse_tree(head + body[:-6], "test")
 
 
 def test_busybox_tar_means_whole_seconds(tmp_path: Path) -> None:
