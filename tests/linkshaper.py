@@ -82,7 +82,8 @@ def shaped(upstream_port: int, mbit: float, delay_ms: float) -> Iterator[int]:
         # Connections still open were cancelled with the server: let them finish, or
         # asyncio reports each as "Task was destroyed but it is pending!".
         rest = asyncio.all_tasks(loop)
-        loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+        if rest:
+            loop.run_until_complete(asyncio.wait(rest))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import subprocess
@@ -474,6 +475,41 @@ def test_compress_auto_judges_the_link_by_its_round_trip(ssh_server: sshd.SSHSer
         slow = push(ssh_server, src, ssh_server.dest(tmp_path / "slow"), *via)
     assert slow["compression"] == "gzip"
     assert tree(tmp_path / "slow") == selected_tree(src)
+
+
+def test_compress_auto_takes_the_round_trip_a_digest_request_timed(
+    ssh_server: sshd.SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push that asked the remote for a digest (a large file whose mtime alone moved)
+    has timed the link with that request: auto decides by it, with no probe of its own.
+    Through a 10 ms link it compresses; straight to loopback it does not."""
+    from runctl.remote.shell import RemoteShell
+    from tests import linkshaper
+
+    def no_probe(self: RemoteShell) -> float:
+        raise AssertionError("the link was probed although a digest request had timed it")
+
+    src = make_src(tmp_path / "src")
+    notes = src / "notes.txt"
+    for name, via in (("direct", ()), ("slow", None)):
+        notes.write_text("all work and no play\n" * 60_000)
+        remote = tmp_path / name
+        with contextlib.ExitStack() as stack:
+            if via is None:
+                port = stack.enter_context(linkshaper.shaped(ssh_server.port, 200, 5))  # 10 ms
+                known = tmp_path / "known_hosts"  # the same host key, seen on the proxy's port
+                known.write_text(f"[127.0.0.1]:{port} {ssh_server.host_pub_line}\n")
+                via = ("--port", str(port), "--known-hosts", str(known))
+            push(ssh_server, src, ssh_server.dest(remote), *via)
+            big = (src / "big.bin").read_bytes()
+            (src / "big.bin").write_bytes(bytes(reversed(big)))  # same size, new mtime
+            notes.write_text("all work and no more play\n" * 60_000)
+            with monkeypatch.context() as m:
+                m.setattr(RemoteShell, "round_trip", no_probe)
+                doc = push(ssh_server, src, ssh_server.dest(remote), *via)
+        assert sorted(doc["sent"]) == ["big.bin", "notes.txt"] and doc["bytes"] > MEASURE_ABOVE
+        assert ("compression" in doc) == (name == "slow"), doc.get("compression")
+        assert tree(remote) == selected_tree(src)
 
 
 def test_compress_auto_sends_a_small_change_compressed_without_measuring(

@@ -260,12 +260,19 @@ class CodePush:
 
         Not measured for a plan under MEASURE_ABOVE bytes (None: compressed): there either
         choice costs a few milliseconds wherever the link is, and the measurement costs a
-        round trip (30 ms of a 0.7 s ten-file push over a 30 ms WAN)."""
+        round trip (30 ms of a 0.7 s ten-file push over a 30 ms WAN). Nor when a digest
+        request of this push has timed the link (``RemoteShell.round_trip_seen``: its
+        answer's opening line, printed before the digest is taken, with the loop idle
+        while the remote hashes)."""
         if self.options.compress != "auto" or self._round_trip is not None:
             return self._round_trip
         if sum(a.size for a in plan.copies) < MEASURE_ABOVE:
             return None
         hint = dst.shell.remote.round_trip_hint
+        if hint is None:
+            # A digest request this push made (a changed large file) has timed the link
+            # already: no round trip of its own (30 ms of a 1 s push over a 30 ms WAN).
+            hint = dst.shell.round_trip_seen
         self._round_trip = hint if hint is not None else await dst.shell.round_trip()
         return self._round_trip
 

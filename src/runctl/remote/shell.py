@@ -35,6 +35,10 @@ class RemoteShell:
         self.token = f"runctl-{secrets.token_hex(8)}"
         self._proc: Process | None = None
         self._last_exchange = 0.0
+        self.round_trip_seen: float | None = None
+        """The shortest wait, over the requests so far, for an answer's opening line, which
+        the driver prints before it runs the script: a round trip, free with every request
+        after the first (that one waits for the login shell). None before any such request."""
         self._buf = bytearray()
         self._lock = asyncio.Lock()
 
@@ -43,6 +47,7 @@ class RemoteShell:
         async with self._lock:
             try:
                 sent = time.monotonic()
+                timed = self._proc is not None and self.remote.interactive
                 if self._proc is None:
                     await self._start(script, what)  # the first script rides along with the driver
                 else:
@@ -50,7 +55,7 @@ class RemoteShell:
                 if not self.remote.interactive:
                     assert self._proc is not None
                     self._proc.stdin.write_eof()  # nothing else comes: the command may start
-                out, status, err = await self._answer(what)
+                out, status, err = await self._answer(what, sent if timed else None)
                 self._last_exchange = time.monotonic() - sent
                 if not self.remote.interactive:
                     self._abandon()  # that command is over; the next script starts another
@@ -137,12 +142,16 @@ class RemoteShell:
         except (OSError, *self.remote.io_errors) as exc:  # type: ignore[misc]
             await self._died(what, exc)
 
-    async def _answer(self, what: str) -> tuple[bytes, int, bytes]:
-        """Read one answer: (stdout, exit status, stderr) of the script just sent."""
+    async def _answer(self, what: str, sent: float | None = None) -> tuple[bytes, int, bytes]:
+        """Read one answer: (stdout, exit status, stderr) of the script just sent. With
+        ``sent`` (when the request went), the wait for its opening line is a round trip."""
         assert self._proc is not None
         token = self.token.encode()
         head, tail = b"\n" + token + b" ", b"\n" + token + b".\n"
+        opening = token + b":\n"
         buf = self._buf
+        if sent is not None and opening in buf:
+            sent = None  # it came with an earlier read: when is not known
         searched = 0
         while (end := buf.find(tail, searched)) < 0:
             searched = max(0, len(buf) - len(tail))
@@ -153,6 +162,10 @@ class RemoteShell:
             if not chunk:
                 await self._died(what, None)
             buf += chunk
+            if sent is not None and opening in buf:
+                waited, sent = time.monotonic() - sent, None
+                seen = self.round_trip_seen
+                self.round_trip_seen = waited if seen is None else min(seen, waited)
         start = buf.rfind(head, 0, end + 1)
         if start < 0:
             await self._died(what, None)  # not our driver talking: treat as a dead shell
