@@ -44,10 +44,10 @@ def install(asyncssh: ModuleType) -> None:
 
         async def _start(self) -> None:
             self._keypair = keypair = await self._conn.public_key_auth_requested()
-            algorithm: bytes = b"" if keypair is None else keypair.algorithm
             if keypair is None:
                 self._conn.try_next_auth(next_method=True)
                 return
+            algorithm: bytes = keypair.algorithm
             if isinstance(keypair, local_pair) and not algorithm.startswith(b"sk-"):
                 await self._send_signed_request()
                 return
@@ -63,6 +63,7 @@ def client_factory(asyncssh: ModuleType) -> Any:
 
     class PublickeyFirst(asyncssh.SSHClient):  # type: ignore[misc, name-defined]
         def connection_made(self, conn: Any) -> None:
+            super().connection_made(conn)
             if getattr(conn, "_auth_methods", None) == [b"none"]:
                 conn._auth_methods = list(_FIRST_METHODS)
 
