@@ -142,7 +142,8 @@ if command -v busybox >/dev/null 2>&1 && [ "$(command -v tar)" -ef "$(command -v
 fi
 r_h="sent={sent:.6f} now=$(date +%s.%N 2>/dev/null)"
 r_z=
-if [ {"yes" if packed else "no"} = yes ] && command -v gzip >/dev/null 2>&1; then
+# Tried, not only found: a BusyBox built without FEATURE_GZIP_LEVELS refuses -1.
+if [ {"yes" if packed else "no"} = yes ] && gzip -1 -c </dev/null >/dev/null 2>&1; then
   r_h="$r_h packed=gzip"
   r_z=yes
 fi

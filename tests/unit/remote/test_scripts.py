@@ -158,6 +158,22 @@ def test_a_packed_listing_is_plain_without_gzip(tmp_path: Path) -> None:
     assert len(parse_tree(done.stdout, "test").entries) == 8
 
 
+def test_a_gzip_without_levels_gives_a_plain_listing(tmp_path: Path) -> None:
+    """A BusyBox built without FEATURE_GZIP_LEVELS refuses -1: gzip is tried, not only found."""
+    root = awkward_tree(tmp_path / "tree")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = shutil.which("gzip")
+    (bin_dir / "gzip").write_text(
+        f'#!/bin/sh\ncase "$1" in -[0-9]) echo "gzip: invalid option" >&2; exit 1;; esac\nexec {real} "$@"\n'
+    )
+    (bin_dir / "gzip").chmod(0o755)
+    done = list_with(root, f"{bin_dir}:{os.environ['PATH']}", packed=True)
+    assert done.returncode == 0, done.stderr
+    assert b"packed" not in done.stdout.partition(b"\n")[0]
+    assert len(parse_tree(done.stdout, "test").entries) == 8
+
+
 def test_a_damaged_packed_listing_is_an_integrity_error() -> None:
     body = zlib.compress(b"f\x005\x001.0\x00644\x00a\x00\x001.0\x00", wbits=31)
     head = b"runctl-list gnu sent=1 now=1 packed=gzip tar\n"
