@@ -48,12 +48,12 @@ def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
 
     def norm(raw: bytes) -> list[tuple[object, ...]]:
         entries = _parse_listing(raw)
-        return sorted(
-            (e.path, e.kind, e.size, e.mode, e.link, round(e.mtime, 2), round(e.ctime or 0, 2))
-            for e in entries
-        )
+        return sorted((e.path, e.kind, e.size, e.mode, e.link, e.mtime, e.ctime or 0.0) for e in entries)
 
-    assert norm(perl) == norm(gnu)
+    mine, theirs = norm(perl), norm(gnu)
+    assert [e[:5] for e in mine] == [e[:5] for e in theirs]
+    for a, b in zip(mine, theirs, strict=True):  # perl's double against ns: within a millisecond
+        assert abs(a[5] - b[5]) < 1e-3 and abs(a[6] - b[6]) < 1e-3, (a, b)
 
 
 def busybox_path(folder: Path, *extra: str, without: tuple[str, ...] = ()) -> str:
@@ -100,6 +100,7 @@ def test_every_lister_lists_the_same_tree(tmp_path: Path, packed: bool) -> None:
     packed (gzip, GNU's or BusyBox's) or not."""
     root = awkward_tree(tmp_path / "tree")
     seen: dict[str, list[tuple[object, ...]]] = {}
+    times: dict[str, list[tuple[float, float]]] = {}
     for lister, path in [
         ("gnu", None),
         ("perl", busybox_path(tmp_path / "bb-perl", "perl")),
@@ -114,11 +115,14 @@ def test_every_lister_lists_the_same_tree(tmp_path: Path, packed: bool) -> None:
         # GNU tar keeps nanoseconds; BusyBox's (beside perl and stat here) whole seconds
         assert listed.whole_seconds == (lister != "gnu")
         assert listed.clock_ahead is not None and -1 < listed.clock_ahead < 5
-        seen[lister] = [
-            (e.path, e.kind, e.size, e.mode, e.link, round(e.mtime, 3), round(e.ctime or 0, 3))
-            for e in listed.entries
-        ]
+        seen[lister] = [(e.path, e.kind, e.size, e.mode, e.link) for e in listed.entries]
+        times[lister] = [(e.mtime, e.ctime or 0.0) for e in listed.entries]
     assert seen["gnu"] == seen["perl"] == seen["stat"]
+    # Each lister prints its own precision (ns, perl's double, stat's text): the same
+    # instants within a millisecond, not the same rounding (1.2675 rounds either way).
+    for other in ("perl", "stat"):
+        for (m, c), (m2, c2) in zip(times["gnu"], times[other], strict=True):
+            assert abs(m - m2) < 1e-3 and abs(c - c2) < 1e-3, (other, m, m2, c, c2)
     assert {e[0] for e in seen["stat"]} == {
         "new\nline",
         "back\\slash",
