@@ -13,6 +13,7 @@ import asyncio
 import os
 import socket
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -72,7 +73,12 @@ def import_asyncssh() -> ModuleType:
     if blocked:
         sys.modules["asyncssh.crypto.x509"] = None  # type: ignore[assignment]
     try:
-        import asyncssh
+        with warnings.catch_warnings():
+            # cryptography >= 47 deprecates DSA, and asyncssh's modules name DSA types
+            # at import: one warning per line, on stderr, on every run. runctl never
+            # offers DSA (OpenSSH dropped it), so the warning says nothing to its users.
+            warnings.filterwarnings("ignore", message=".*DSA", category=UserWarning)
+            import asyncssh
     finally:
         ctypes.util.find_library = real
         if blocked:

@@ -37,6 +37,14 @@ def test_import_asyncssh_leaves_out_x509_only() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_import_asyncssh_is_silent() -> None:
+    """Importing asyncssh prints nothing, with every warning shown: cryptography 47 and
+    later deprecate DSA, and asyncssh's modules name its types (one warning a line)."""
+    code = "from runctl.remote.asyncssh_remote import import_asyncssh; import_asyncssh()"
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
 def test_find_liboqs_looks_in_library_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from runctl.remote.asyncssh_remote import _find_liboqs
 
