@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CredentialsError, HostKeyError, NetworkError, RemoteToolMissingError, UsageError
-from . import asyncssh_auth
+from . import asyncssh_auth, quick_ack
 from .seam import STDERR_KEPT, Process, Remote
 from .target import ConnectOptions, Target
 
@@ -84,6 +84,7 @@ def import_asyncssh() -> ModuleType:
         if blocked:
             del sys.modules["asyncssh.crypto.x509"]
     asyncssh_auth.install(asyncssh)
+    quick_ack.install(asyncssh)
     return asyncssh
 
 
