@@ -218,6 +218,7 @@ class CodePush:
                 src_entries=selection.entries,
                 staged=full,
                 record_skips=False,  # counted: 60,000 skip actions and events cost 0.15 s
+                source_selected=True,  # the selection is what ``allow`` admits
             )
         finally:
             self._resume_gc()

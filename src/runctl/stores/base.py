@@ -78,6 +78,11 @@ class Store(ABC):
     """True for stores that keep trees (a remote tree for code push): their listings
     carry directories and symlinks too, not only files."""
 
+    lists_safe_paths: bool = False
+    """True when every path this store lists is a safe relative one (``safe_relpath``):
+    names read from a local filesystem are. An S3 key may be ``../../etc/passwd``, so the
+    planner tests each path it cannot vouch for (0.3 us a path: 60,000 of them in a push)."""
+
     listing_mtime_is_source: bool = True
     """True when ``Entry.mtime`` from a listing is the file's own mtime. False for S3,
     whose listings give LastModified (upload time); the source mtime sits in metadata."""

@@ -151,6 +151,7 @@ _Child = Entry | _Dir
 class LocalStore(Store):
     tally: Tally
     mtime_precision = 1e-6
+    lists_safe_paths = os.sep == "/"  # directory entries: no "/", "." or ".." names (on Windows, "\\")
     # The bytes are here: any digest is one read of the file away, S3's multipart ETag too.
     digests = frozenset({MD5, SHA256, S3_ETAG})
 

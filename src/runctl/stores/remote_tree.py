@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import operator
 import posixpath
 import secrets
 import sys
@@ -43,6 +44,7 @@ LEFTOVER_AGE = 3600.0
 still running beside this one would be younger)."""
 _TYPES: dict[bytes, EntryKind] = {b"f": "file", b"d": "dir", b"l": "symlink"}
 _TMP_MARK = TMP_MARK.encode()
+_PATH = operator.attrgetter("path")
 _FS_ENCODING = sys.getfilesystemencoding()
 Digests = list[str | None]  # named here: inside the class, ``list`` is the method
 Entries = list[Entry]
@@ -322,7 +324,7 @@ def parse_tree(raw: bytes, url: str) -> RemoteTree:
         entries = parse_stat_listing(body, attrs.get("tok", "").encode(), found)
     else:
         entries = parse_listing(body, found)
-    entries.sort(key=lambda e: e.path)
+    entries.sort(key=_PATH)  # a C getter: no Python call per entry
     cutoff = time.time() - LEFTOVER_AGE
     # ctimes are never set by tar or touch: a fraction in any of them shows that both the
     # lister and the filesystem have sub-second times (stops at the first, as a rule).

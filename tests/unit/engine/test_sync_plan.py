@@ -168,3 +168,48 @@ def test_listings_in_memory_plan_as_the_streaming_merge_does(seed: int) -> None:
     streamed = run()
     assert run(src_entries=sorted(src), dst_entries=sorted(dst)) == streamed
     assert streamed[2] > 0 and streamed[1]  # some pairs unchanged, some names refused
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_selected_source_plans_as_allow_does_asking_it_only_of_the_destination(seed: int) -> None:
+    """``source_selected`` (code push: the source was listed through ``allow``): the same
+    plan, streamed or in memory, while ``allow`` hears only destination-only paths."""
+    rng = random.Random(seed)
+    keys = sorted({f"{rng.choice(['a', 'b/', 'c-', 'd/e'])}{i}" for i in range(300)})
+    admitted = {k for k in keys if not k.endswith("7")}
+    src = [Entry(k, rng.choice([1, 2]), 10.0) for k in keys if k in admitted and rng.random() < 0.8]
+    dst = [Entry(k, rng.choice([1, 2]), 10.0) for k in keys if rng.random() < 0.8]
+    options = {"delete": True, "staged": rng.random() < 0.5, "record_skips": rng.random() < 0.5}
+
+    def run(selected: bool, **given: object) -> tuple[list[tuple[str, str, str]], int, set[str]]:
+        asked: set[str] = set()
+
+        def allow(path: str) -> bool:
+            asked.add(path)
+            return path in admitted
+
+        s, d = ListingOnly(src), ListingOnly(dst)
+        result = asyncio.run(
+            plan_sync(s, d, SizeAndMtime(s, d), allow=allow, source_selected=selected, **options, **given)  # type: ignore[arg-type]
+        )
+        return [(a.kind, a.path, a.reason) for a in result.actions], result.skip_count, asked
+
+    reference, skips, _ = run(False)
+    only_dst = {e.path for e in dst} - {e.path for e in src}
+    for given in ({}, {"src_entries": sorted(src), "dst_entries": sorted(dst)}):
+        actions, counted, asked = run(True, **given)
+        assert (actions, counted) == (reference, skips)
+        assert asked == only_dst
+    assert any(kind == "delete" for kind, _, _ in reference) and only_dst - admitted  # both kinds seen
+
+
+def test_a_store_that_lists_safe_paths_is_not_second_guessed() -> None:
+    """``lists_safe_paths``: a local tree's names are never unsafe, so they are not tested
+    (S3's keys are: test_unsafe_source_paths_are_refused_with_a_warning)."""
+    from runctl.stores.local import LocalStore
+
+    assert LocalStore.lists_safe_paths and not ListingOnly.lists_safe_paths
+    s, d = ListingOnly([Entry("a/./b", 1, 1.0)]), ListingOnly([])
+    s.lists_safe_paths = True  # what such a store declares (a name like this one never comes from it)
+    result = asyncio.run(plan_sync(s, d, SizeAndMtime(s, d)))
+    assert [a.path for a in result.actions] == ["a/./b"] and not result.warnings
