@@ -21,6 +21,8 @@ from typing import Any
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 _TCP = (socket.AF_INET, socket.AF_INET6)
+_NO_STATE: dict[str, Any] = {}
+"""Stands in for the instance dict of a connection that has none (never written to)."""
 
 
 def install(asyncssh: ModuleType) -> None:
@@ -33,14 +35,15 @@ def install(asyncssh: ModuleType) -> None:
     option = _QUICKACK
 
     def data_received(self: Any, data: bytes, datatype: int | None = None) -> None:
-        sock = self.__dict__.get("_runctl_ack_sock")
-        if sock is None:
-            sock = self.__dict__["_runctl_ack_sock"] = tcp_socket(self)
+        state: dict[str, Any] = getattr(self, "__dict__", _NO_STATE)  # a future asyncssh with __slots__
+        sock = state.get("_runctl_ack_sock")
+        if sock is None and state is not _NO_STATE:
+            sock = state["_runctl_ack_sock"] = tcp_socket(self)
         if sock:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, option, 1)
             except OSError:  # closed meanwhile: nothing to ACK
-                self.__dict__["_runctl_ack_sock"] = False
+                state["_runctl_ack_sock"] = False
         received(self, data, datatype)
 
     data_received.runctl_quick_ack = True  # type: ignore[attr-defined]

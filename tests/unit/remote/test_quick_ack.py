@@ -92,3 +92,24 @@ def test_installed_once_on_asyncssh_itself() -> None:
     quick_ack.install(asyncssh)
     assert asyncssh.connection.SSHClientConnection.data_received is wrapped  # not wrapped twice
     assert not getattr(asyncssh.connection.SSHServerConnection.data_received, "runctl_quick_ack", False)
+
+
+def test_a_connection_without_an_instance_dict_still_gets_its_data(tcp: socket.socket) -> None:
+    """Should asyncssh give its connections __slots__, reads pass through untouched."""
+
+    class Slotted:
+        __slots__ = ("_transport", "got")
+
+        def __init__(self, sock: socket.socket) -> None:
+            self._transport = _Transport(sock)
+            self.got: list[bytes] = []
+
+        def data_received(self, data: bytes, datatype: int | None = None) -> None:
+            self.got.append(data)
+
+    quick_ack.install(SimpleNamespace(connection=SimpleNamespace(SSHClientConnection=Slotted)))
+    conn = Slotted(tcp)
+    conn.data_received(b"a")
+    conn.data_received(b"b")
+    assert conn.got == [b"a", b"b"]
+    assert quick_ack._NO_STATE == {}  # the stand-in was never written to
