@@ -308,6 +308,8 @@ class Folder:
         """Is this entry excluded by its own name (its parents already being kept)?"""
         if name == ".git":
             return True  # git never lists or enters anything named .git
+        if not self.chain:
+            return False  # no .gitignore above (no conversion of the name: 60,000 a push)
         key = byte_text(name)
         for ignore, prefix in self.chain:
             decided = ignore.decide(prefix, key, is_dir)

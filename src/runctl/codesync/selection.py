@@ -201,8 +201,6 @@ def _walk(root: Path, rules: Rules, *, use_git: bool) -> Iterator[str]:
             continue
         # git never decides anything below a directory it excluded (nor reads its files).
         folder = None if git_out else rules.gitignore.folder(rel_dir)
-        # No .gitignore above: only the name ".git" is excluded (one call a file fewer).
-        by_rules = folder.excluded if folder is not None and folder.chain else None
         prefix = rel_dir + "/" if rel_dir else ""
         for de in children:
             name = de.name
@@ -214,7 +212,7 @@ def _walk(root: Path, rules: Rules, *, use_git: bool) -> Iterator[str]:
             if folder is None:
                 git = True
             elif is_dir or (said is None and not dropped):
-                git = by_rules(name, is_dir) if by_rules is not None else name == ".git"
+                git = folder.excluded(name, is_dir)
             else:
                 git = False  # unused: another layer decides this file
             out = said if said is not None else (dropped or git)

@@ -21,8 +21,6 @@ from typing import Any
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 _TCP = (socket.AF_INET, socket.AF_INET6)
-_NO_STATE: dict[str, Any] = {}
-"""Stands in for the instance dict of a connection that has none (never written to)."""
 
 
 def install(asyncssh: ModuleType) -> None:
@@ -35,15 +33,16 @@ def install(asyncssh: ModuleType) -> None:
     option = _QUICKACK
 
     def data_received(self: Any, data: bytes, datatype: int | None = None) -> None:
-        state: dict[str, Any] = getattr(self, "__dict__", _NO_STATE)  # a future asyncssh with __slots__
-        sock = state.get("_runctl_ack_sock")
-        if sock is None and state is not _NO_STATE:
-            sock = state["_runctl_ack_sock"] = tcp_socket(self)
-        if sock:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, option, 1)
-            except OSError:  # closed meanwhile: nothing to ACK
-                state["_runctl_ack_sock"] = False
+        state: dict[str, Any] | None = getattr(self, "__dict__", None)  # None: __slots__
+        if state is not None:
+            sock = state.get("_runctl_ack_sock")
+            if sock is None:
+                sock = state["_runctl_ack_sock"] = tcp_socket(self)
+            if sock:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+                except OSError:  # closed meanwhile: nothing to ACK
+                    state["_runctl_ack_sock"] = False
         received(self, data, datatype)
 
     data_received.runctl_quick_ack = True  # type: ignore[attr-defined]
