@@ -79,11 +79,19 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         local_s3.stop_pid(server.pid)
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test keeps its own runctl cache (kept listing records), never the user's."""
+    folder = tmp_path_factory.mktemp("runctl-cache")
+    monkeypatch.setenv("RUNCTL_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Server:
     """Point runctl at the test server through the environment, as a user would;
     keep the developer's own AWS config out of the way."""
-    for key in [k for k in os.environ if k.startswith(("AWS_", "RUNCTL_"))]:
+    for key in [k for k in os.environ if k.startswith(("AWS_", "RUNCTL_")) and k != "RUNCTL_CACHE_DIR"]:
         monkeypatch.delenv(key)
     for key, value in s3.server.env().items():
         monkeypatch.setenv(key, value)

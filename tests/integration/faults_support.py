@@ -216,7 +216,7 @@ class Weed:
 def own_weed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Weed]:
     """A SeaweedFS for this test alone (so it may be killed), with runctl pointed at it
     through the environment; the developer's own AWS config kept out of the way."""
-    for key in [k for k in os.environ if k.startswith(("AWS_", "RUNCTL_"))]:
+    for key in [k for k in os.environ if k.startswith(("AWS_", "RUNCTL_")) and k != "RUNCTL_CACHE_DIR"]:
         monkeypatch.delenv(key)
     weed = Weed(tmp_path / "weed")
     for key, value in weed.env().items():

@@ -110,6 +110,33 @@ def test_first_push_then_noop_then_touch(ssh_server: sshd.SSHServer, tmp_path: P
     assert tree(remote) == selected_tree(src)
 
 
+def test_kept_listing_records_never_hide_a_remote_change(
+    ssh_server: sshd.SSHServer, tmp_path: Path, private_cache: Path
+) -> None:
+    """Pushes take the entries of listing records seen before from a kept file: a remote
+    file changed behind runctl's back lists as a new record and is repaired; a damaged
+    kept file is ignored."""
+    src = make_src(tmp_path / "src")
+    remote = tmp_path / "remote"
+    push(ssh_server, src, ssh_server.dest(remote))
+    assert push(ssh_server, src, ssh_server.dest(remote))["sent"] == []
+    (kept,) = (private_cache / "listings").iterdir()
+    assert kept.stat().st_size > 0
+
+    (remote / "pkg" / "a.py").write_text("print('Z')\n")  # same size, another content
+    (remote / "run.sh").chmod(0o644)
+    (remote / "pkg" / "sub" / "b.py").unlink()
+    (remote / "link.py").unlink()
+    (remote / "link.py").symlink_to("pkg/b.py")  # a target of the same length
+    done = push(ssh_server, src, ssh_server.dest(remote))
+    assert sorted(done["sent"]) == ["link.py", "pkg/a.py", "pkg/sub/b.py", "run.sh"]
+    assert tree(remote) == selected_tree(src)
+
+    kept.write_bytes(kept.read_bytes()[:-10])
+    assert push(ssh_server, src, ssh_server.dest(remote))["sent"] == []
+    assert tree(remote) == selected_tree(src)
+
+
 def test_same_size_rewrites_are_resent(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
     """A large file whose size is unchanged but whose content is: rewritten (its ends
     differ: no whole-file hash needed) or edited in the middle (ends equal, digest not)."""

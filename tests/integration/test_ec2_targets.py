@@ -27,7 +27,7 @@ def ec2(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     """A botocore EC2 client on moto, and runctl pointed at it through the environment."""
     import botocore.session
 
-    for key in [k for k in os.environ if k.startswith(("AWS_", "RUNCTL_"))]:
+    for key in [k for k in os.environ if k.startswith(("AWS_", "RUNCTL_")) and k != "RUNCTL_CACHE_DIR"]:
         monkeypatch.delenv(key)
     env = {
         "AWS_ENDPOINT_URL_EC2": moto_endpoint,

@@ -11,7 +11,11 @@ from tests.conftest import cli_subprocess
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUNCTL_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "RUNCTL_")) or k == "RUNCTL_CACHE_DIR"
+    }
     env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), XDG_CONFIG_HOME=str(tmp_path / "config"))
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     return env

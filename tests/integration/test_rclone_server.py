@@ -23,7 +23,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def rclone_env(rclone_s3: RcloneS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> RcloneS3:
-    for key in [k for k in os.environ if k.startswith(("AWS_", "RUNCTL_"))]:
+    for key in [k for k in os.environ if k.startswith(("AWS_", "RUNCTL_")) and k != "RUNCTL_CACHE_DIR"]:
         monkeypatch.delenv(key)
     for key, value in rclone_s3.env().items():
         monkeypatch.setenv(key, value)

@@ -158,9 +158,11 @@ class CodePush:
         shell = RemoteShell(self.remote)
         requested = asyncio.ensure_future(request_listing(shell, self.target.path))
         await asyncio.sleep(0)  # the request goes out now
+        from ..stores.record_cache import RecordCache
         from ..stores.remote_tree import RemoteTreeStore
 
-        dst = RemoteTreeStore(shell, self.target.path)
+        records = RecordCache.for_destination(f"{self.remote.name} {self.target.url}")
+        dst = RemoteTreeStore(shell, self.target.path, records)
         try:
             # A later push (watch mode) walks again: the tree has changed since.
             selecting, self._early = (self._early or self._start_selection()), None

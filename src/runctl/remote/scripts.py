@@ -31,8 +31,11 @@ from ..errors import (
 from . import unpack_check
 
 LIST_MAGIC = "runctl-list"
-FIELDS = 7
-"""Listing records: type, size, mtime, mode (octal), path, symlink target, ctime; NUL-separated."""
+LIST_FORMAT = r"%y %m %s %T@ %C@ %P\0%l\0"
+"""A listing record (find -printf): ``<type> <mode, octal> <size> <mtime> <ctime> <path>``
+and the symlink target, each ended by a NUL. The five leading fields never hold a space,
+so a record is one field ahead of its target, and that field, byte for byte, can be the
+key of its parse (stores.record_cache)."""
 
 # Time::HiRes (core perl since 5.8) gives sub-second times; without it they are whole
 # seconds, which the survey sees in the listing itself (no fractional ctime anywhere).
@@ -45,7 +48,7 @@ find({ no_chdir => 1, wanted => sub {
   my $m = $s[2];
   my $t = S_ISLNK($m) ? "l" : S_ISDIR($m) ? "d" : S_ISREG($m) ? "f" : "o";
   my $l = $t eq "l" ? readlink($_) : "";
-  printf "%s\0%d\0%s\0%o\0%s\0%s\0%s\0", $t, $s[7], $s[9], $m & 07777, $p, $l, $s[10];
+  printf "%s %o %d %s %s %s\0%s\0", $t, $m & 07777, $s[7], $s[9], $s[10], $p, $l;
 }}, ".");
 """
 
@@ -156,7 +159,7 @@ r_list() {{
 }}
 if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then
   echo "{LIST_MAGIC} gnu $r_h$caps"
-  r_list find . -mindepth 1 -printf '%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0%C@\\0'
+  r_list find . -mindepth 1 -printf {quote(LIST_FORMAT)}
 elif command -v perl >/dev/null 2>&1; then
   echo "{LIST_MAGIC} perl $r_h$caps"
   r_list perl -e {quote(_PERL_LISTER)}

@@ -37,6 +37,7 @@ from ..remote.unpack_check import StreamDigest
 from . import gzip_stream
 from .base import Entry, EntryKind, ProgressFn, Reader, Store
 from .local import TMP_MARK
+from .record_cache import REWRITE_AT, Known, RecordCache
 from .tar_stream import send_tar
 
 LEFTOVER_AGE = 3600.0
@@ -94,8 +95,10 @@ class RemoteTreeStore(Store):
     """When the remote has a tool for it (openssl, sha256sum, shasum, md5sum): else None."""
     """The bound every remote keeps; ``RemoteTree.mtime_precision`` is the measured one."""
 
-    def __init__(self, shell: RemoteShell, root: str) -> None:
+    def __init__(self, shell: RemoteShell, root: str, records: RecordCache | None = None) -> None:
+        """``records``: what earlier listings of this tree parsed to (see record_cache)."""
         self.shell = shell
+        self.records = records
         self.remote = shell.remote
         self.root = root or "."
         self.url = shell.url
@@ -103,7 +106,8 @@ class RemoteTreeStore(Store):
     async def survey(self, requested: Awaitable[bytes] | None = None) -> RemoteTree:
         """List the tree (one round trip). ``requested``: the answer of a listing already
         sent (see ``remote.shell.request_listing``), so a push can ask before this loads."""
-        return parse_tree(await (requested or request_listing(self.shell, self.root)), self.url)
+        raw = await (requested or request_listing(self.shell, self.root))
+        return parse_tree(raw, self.url, self.records)
 
     async def list(self) -> AsyncIterator[Entry]:
         for entry in (await self.survey()).entries:
@@ -305,7 +309,8 @@ def keep_roots(plan: Plan) -> list[str]:
     return [r for r in ordered if not any(r.startswith(o + "/") for o in ordered)]
 
 
-def parse_tree(raw: bytes, url: str) -> RemoteTree:
+def parse_tree(raw: bytes, url: str, records: RecordCache | None = None) -> RemoteTree:
+    """``records``: entries parsed from earlier listings of this tree, used and kept up to date."""
     header, _, body = raw.partition(b"\n")
     words = header.decode(errors="replace").split()
     if len(words) < 2 or words[0] != scripts.LIST_MAGIC:
@@ -323,7 +328,12 @@ def parse_tree(raw: bytes, url: str) -> RemoteTree:
     if lister == "stat":
         entries = parse_stat_listing(body, attrs.get("tok", "").encode(), found)
     else:
-        entries = parse_listing(body, found)
+        known = records.load() if records is not None else None
+        # Written at once when there was nothing usable (a small tree: a small file).
+        remember_at = None if records is None else REWRITE_AT if known else 1
+        entries, kept = parse_known(body, found, known, remember_at)
+        if records is not None and kept is not None:
+            records.save(kept)
     entries.sort(key=_PATH)  # a C getter: no Python call per entry
     cutoff = time.time() - LEFTOVER_AGE
     # ctimes are never set by tar or touch: a fraction in any of them shows that both the
@@ -355,31 +365,68 @@ def clock_ahead(now: str, sent: str) -> float | None:
 
 
 def parse_listing(body: bytes, leftovers: list[tuple[str, float]] | None = None) -> Entries:
-    """Entries from the NUL-separated records of ``list_script`` (a hot loop: a no-change
-    push of a few thousand files spends most of its post-listing time here). Staging
-    directories and temporary files are left out; ``leftovers`` gets (path, mtime) of each."""
+    """Entries from the records of ``list_script`` (see ``parse_known``)."""
+    return parse_known(body, leftovers)[0]
+
+
+def parse_known(
+    body: bytes,
+    leftovers: list[tuple[str, float]] | None = None,
+    known: Known | None = None,
+    remember_at: int | None = None,
+) -> tuple[Entries, Known | None]:
+    """Entries from the records of ``list_script`` (``scripts.LIST_FORMAT``), taken from
+    ``known`` for records seen before (stores.record_cache) and parsed for the others.
+    Staging directories and temporary files are left out; ``leftovers`` gets (path,
+    mtime) of each. With ``remember_at``: when at least that many records were parsed,
+    also every record of this listing that may be kept (else None).
+
+    A hot loop: a no-change push of a few thousand files spends most of its
+    post-listing time here."""
     fields = body.split(b"\0")
-    n = scripts.FIELDS
-    del fields[len(fields) - len(fields) % n :]  # the empty string after the last NUL
-    if _TMP_MARK not in body and (found := _parse_columns(fields)) is not None:
-        return found
-    return _parse_records(fields, leftovers)
+    del fields[len(fields) - len(fields) % 2 :]  # the empty string after the last NUL
+    every = heads = fields[0::2]
+    links = fields[1::2]
+    entries: Entries = []
+    got: list[Entry | None] | None = None
+    if known:
+        got = list(map(known.get, heads))
+        missing = list(itertools.compress(range(len(got)), map(operator.is_, got, itertools.repeat(None))))
+        if not missing:
+            return got, None  # type: ignore[return-value]  # no None left in it
+        entries = list(filter(None, got))  # an entry is a non-empty tuple
+        heads = [heads[i] for i in missing]
+        links = [links[i] for i in missing]
+    fresh = _parse_columns(heads, links) if _TMP_MARK not in body else None
+    if fresh is None:
+        entries += _parse_records(heads, links, leftovers)
+        return entries, None
+    entries += fresh
+    if remember_at is None or len(fresh) < remember_at:
+        return entries, None
+    kept: Known = {h: e for h, e in zip(every, got, strict=True) if e is not None} if got else {}
+    kept.update(zip(heads, fresh, strict=True))
+    for head in [h for h, e in zip(heads, fresh, strict=True) if e.kind == "symlink"]:
+        del kept[head]  # its target is not in the key
+    return entries, kept
 
 
-def _parse_records(fields: list[bytes], leftovers: list[tuple[str, float]] | None) -> Entries:
-    """``parse_listing`` record by record, for any listing."""
-    n = scripts.FIELDS
+def _parse_records(
+    heads: list[bytes], links: list[bytes], leftovers: list[tuple[str, float]] | None
+) -> Entries:
+    """``parse_known`` record by record, for any listing."""
     entries: Entries = []
     append = entries.append
     encoding = _FS_ENCODING
     types = _TYPES
     # Built with tuple.__new__, not Entry(...), whose __new__ is a Python function (for its
-    # defaults); modes repeat, so each is parsed once: 8% off this loop (60,000 records,
-    # 0.235 s -> 0.215 s on one core, interleaved).
+    # defaults); modes repeat, so each is parsed once.
     new, modes = tuple.__new__, _Modes()
-    # One column per field (slices and zip run in C): cheaper than indexing each record.
-    columns = (fields[i::n] for i in range(n))
-    for kind_b, size, mtime_b, mode_b, raw, link_b, ctime_b in zip(*columns, strict=True):
+    for head, link_b in zip(heads, links, strict=True):
+        parts = head.split(b" ", 5)
+        if len(parts) != 6:
+            continue  # not a record of ours
+        kind_b, mode_b, size, mtime_b, ctime_b, raw = parts
         kind = types.get(kind_b)
         if kind is None or _TMP_MARK in raw:
             if leftovers is not None and kind is not None and _TMP_MARK in raw.rpartition(b"/")[2]:
@@ -394,34 +441,43 @@ def _parse_records(fields: list[bytes], leftovers: list[tuple[str, float]] | Non
     return entries
 
 
-def _parse_columns(fields: list[bytes]) -> Entries | None:
-    """``parse_listing`` for the usual listing (files, directories and symlinks, no
-    staging or temporary names), a column at a time: each column is converted by map()
-    with a builtin, and the entries are made by tuple.__new__ over zip(), so no Python
-    code runs per record (60,000 records: 0.20 s -> 0.13 s on one core, of which 0.05 s
-    is float() of the two times). None when some record is of another kind: the
-    record-by-record loop decides those."""
-    n = scripts.FIELDS
-    kinds_b, sizes_b, mtimes_b, modes_b, raws, links_b, ctimes_b = (fields[i::n] for i in range(n))
+def _parse_columns(heads: list[bytes], links: list[bytes]) -> Entries | None:
+    """``parse_known`` for the usual records (files, directories and symlinks, no staging
+    or temporary names), a column at a time: each column is converted by map() with a
+    builtin, and the entries are made by tuple.__new__ over zip(), so no Python code runs
+    per record (60,000 records: 0.20 s -> 0.13 s on one core, of which 0.05 s is float()
+    of the two times). One entry per record, in order; None when some record is of
+    another kind: the record-by-record loop decides those."""
+    n = len(heads)
+    if not n:
+        return []
+    flat = b" ".join(heads).split(b" ")
+    if len(flat) == 6 * n:  # no name holds a space: six fields a record
+        kinds_b, modes_b, sizes_b, mtimes_b, ctimes_b, raws = (flat[i::6] for i in range(6))
+    else:
+        rows = list(map(bytes.split, heads, itertools.repeat(b" "), itertools.repeat(5)))
+        if set(map(len, rows)) != {6}:
+            return None
+        kinds_b, modes_b, sizes_b, mtimes_b, ctimes_b, raws = map(list, zip(*rows, strict=True))
     types = _TYPES
     if not set(kinds_b) <= types.keys():
         return None  # sockets, fifos
     kinds = list(map(types.__getitem__, kinds_b))
     sizes = list(map(int, sizes_b))
-    links: list[str | None] = [None] * len(kinds)
+    targets: list[str | None] = [None] * n
     # A directory's or a link's listed size is not a file's length: theirs is 0.
     for i in [i for i, k in enumerate(kinds_b) if k != b"f"]:
         sizes[i] = 0
         if kinds[i] == "symlink":
-            links[i] = links_b[i].decode(_FS_ENCODING, "surrogateescape")
+            targets[i] = links[i].decode(_FS_ENCODING, "surrogateescape")
     encoding = itertools.repeat(_FS_ENCODING)
     paths = map(bytes.decode, raws, encoding, itertools.repeat("surrogateescape"))
     modes = map(_Modes().__getitem__, modes_b)
-    etags = [None] * len(kinds)
-    rows = zip(
-        paths, sizes, map(float, mtimes_b), etags, kinds, modes, links, map(float, ctimes_b), strict=True
+    etags = [None] * n
+    rows_out = zip(
+        paths, sizes, map(float, mtimes_b), etags, kinds, modes, targets, map(float, ctimes_b), strict=True
     )
-    return list(map(tuple.__new__, itertools.repeat(Entry), rows))
+    return list(map(tuple.__new__, itertools.repeat(Entry), rows_out))
 
 
 class _Modes(dict[bytes, int]):

@@ -28,9 +28,6 @@ def test_remote_error_codes() -> None:
     assert code(1, "weird") == "remote"
 
 
-GNU_FORMAT = r"%y\0%s\0%T@\0%m\0%P\0%l\0%C@\0"
-
-
 def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
     """The fallback lister (remotes without GNU find) must parse like GNU find's output."""
     for rel in ("a.py", "sp ace/b $x.py"):
@@ -40,7 +37,10 @@ def test_perl_listing_matches_gnu_find(tmp_path: Path) -> None:
     (tmp_path / "e").mkdir()
     os.chmod(tmp_path / "a.py", 0o751)
     gnu = subprocess.run(
-        ["find", ".", "-mindepth", "1", "-printf", GNU_FORMAT], cwd=tmp_path, capture_output=True, check=True
+        ["find", ".", "-mindepth", "1", "-printf", scripts.LIST_FORMAT],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
     ).stdout
     perl = subprocess.run(
         ["perl", "-e", scripts._PERL_LISTER], cwd=tmp_path, capture_output=True, check=True
@@ -179,7 +179,7 @@ def test_a_gzip_without_levels_gives_a_plain_listing(tmp_path: Path) -> None:
 
 
 def test_a_damaged_packed_listing_is_an_integrity_error() -> None:
-    body = zlib.compress(b"f\x005\x001.0\x00644\x00a\x00\x001.0\x00", wbits=31)
+    body = zlib.compress(b"f 644 5 1.0 1.0 a\x00\x00", wbits=31)
     head = b"runctl-list gnu sent=1 now=1 packed=gzip tar\n"
     assert [e.path for e in parse_tree(head + body, "test").entries] == ["a"]
     with pytest.raises(IntegrityError, match="arrived damaged"):
@@ -199,8 +199,8 @@ def test_whole_second_listing_is_detected() -> None:
     """No sub-second ctime anywhere: a lister or filesystem with whole seconds only."""
 
     def listing(ctime: str) -> bytes:
-        record = ["f", "3", "1000.5", "644", "a.py", "", ctime]
-        return b"runctl-list gnu sent=99.5 now=100.25 tar\n" + "\0".join(record).encode() + b"\0"
+        record = f"f 644 3 1000.5 {ctime} a.py\0\0"
+        return b"runctl-list gnu sent=99.5 now=100.25 tar\n" + record.encode()
 
     assert parse_tree(listing("1000"), "t").whole_seconds
     fine = parse_tree(listing("1000.25"), "t")

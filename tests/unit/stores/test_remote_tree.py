@@ -14,25 +14,27 @@ from runctl.remote import scripts
 from runctl.stores import remote_tree
 from runctl.stores.local import TMP_MARK
 
-GNU_FORMAT = r"%y\0%s\0%T@\0%m\0%P\0%l\0%C@\0"
 
-
-def fields(body: bytes) -> list[bytes]:
+def records(body: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(heads, symlink targets) of a listing."""
     found = body.split(b"\0")
-    del found[len(found) - len(found) % scripts.FIELDS :]
-    return found
+    del found[len(found) - len(found) % 2 :]
+    return found[0::2], found[1::2]
 
 
 def find_listing(root: Path) -> bytes:
     return subprocess.run(
-        ["find", ".", "-mindepth", "1", "-printf", GNU_FORMAT], cwd=root, capture_output=True, check=True
+        ["find", ".", "-mindepth", "1", "-printf", scripts.LIST_FORMAT],
+        cwd=root,
+        capture_output=True,
+        check=True,
     ).stdout
 
 
 def test_columns_parse_real_find_output_as_records_do(tmp_path: Path) -> None:
     (tmp_path / "sub" / "deeper").mkdir(parents=True)
     (tmp_path / "empty").mkdir()
-    for rel in ("a.py", "sub/b c.txt", "sub/deeper/x", "back\\slash", "new\nline"):
+    for rel in ("a.py", "sub/b c.txt", "sub/deeper/x", "back\\slash", "new\nline", "  two  spaces "):
         (tmp_path / rel).write_bytes(os.urandom(len(rel) * 7))
     (tmp_path / os.fsdecode(b"latin-\xe9.txt")).write_bytes(b"x")
     os.chmod(tmp_path / "a.py", 0o751)
@@ -40,9 +42,9 @@ def test_columns_parse_real_find_output_as_records_do(tmp_path: Path) -> None:
     (tmp_path / "dangling").symlink_to("nowhere/at all")
     body = find_listing(tmp_path)
 
-    by_columns = remote_tree._parse_columns(fields(body))
+    by_columns = remote_tree._parse_columns(*records(body))
     assert by_columns is not None
-    assert by_columns == remote_tree._parse_records(fields(body), [])
+    assert by_columns == remote_tree._parse_records(*records(body), [])
     kinds = {e.path: (e.kind, e.size, e.link) for e in by_columns}
     assert kinds["link"] == ("symlink", 0, "sub/b c.txt")
     assert kinds["sub"] == ("dir", 0, None)  # a directory's listed size is not kept
@@ -55,7 +57,7 @@ def test_columns_parse_generated_records_as_records_do() -> None:
     rng = random.Random(7)
     names = ["a", "b/c", "d e", "é", "x\\y", "z-1", "q/r/s"]
     for _ in range(50):
-        records = []
+        listed = []
         for i in range(rng.randint(0, 40)):
             kind = rng.choice([b"f", b"f", b"d", b"l"])
             mode = rng.choice([b"644", b"755", b"600", b"4755"])
@@ -63,20 +65,19 @@ def test_columns_parse_generated_records_as_records_do() -> None:
             mtime = f"{rng.randint(0, 2**31)}.{rng.randint(0, 10**10 - 1):010d}".encode()
             ctime = f"{rng.randint(0, 2**31)}".encode()
             path = f"{rng.choice(names)}{i}".encode()
-            records.append(
-                b"\0".join([kind, str(rng.randint(0, 10**9)).encode(), mtime, mode, path, link, ctime])
-            )
-        body = b"".join(r + b"\0" for r in records)
-        by_columns = remote_tree._parse_columns(fields(body))
-        assert by_columns == remote_tree._parse_records(fields(body), [])
-        assert len(by_columns or []) == len(records)
+            size = str(rng.randint(0, 10**9)).encode()
+            listed.append(b" ".join([kind, mode, size, mtime, ctime, path]) + b"\0" + link + b"\0")
+        body = b"".join(listed)
+        by_columns = remote_tree._parse_columns(*records(body))
+        assert by_columns == remote_tree._parse_records(*records(body), [])
+        assert len(by_columns or []) == len(listed)
 
 
 def test_other_kinds_and_temporary_names_go_record_by_record(tmp_path: Path) -> None:
     (tmp_path / "keep.py").write_text("x")
     os.mkfifo(tmp_path / "pipe")
     body = find_listing(tmp_path)
-    assert remote_tree._parse_columns(fields(body)) is None  # a fifo is no kind of ours
+    assert remote_tree._parse_columns(*records(body)) is None  # a fifo is no kind of ours
     assert [e.path for e in remote_tree.parse_listing(body)] == ["keep.py"]
 
     os.unlink(tmp_path / "pipe")
