@@ -163,6 +163,7 @@ class CodePush:
 
         records = RecordCache.for_destination(f"{self.remote.name} {self.target.url}")
         dst = RemoteTreeStore(shell, self.target.path, records)
+        dst.load_records()
         try:
             # A later push (watch mode) walks again: the tree has changed since.
             selecting, self._early = (self._early or self._start_selection()), None
