@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from runctl.remote import scripts
 from runctl.stores import record_cache, remote_tree
 from runctl.stores.record_cache import REWRITE_AT, RecordCache
-
-
-def find_listing(root: Path) -> bytes:
-    return subprocess.run(
-        ["find", ".", "-mindepth", "1", "-printf", scripts.LIST_FORMAT],
-        cwd=root,
-        capture_output=True,
-        check=True,
-    ).stdout
+from tests.unit.stores.test_remote_tree import find_listing
 
 
 def by_path(entries: list[remote_tree.Entry]) -> list[remote_tree.Entry]:
@@ -82,14 +72,16 @@ def test_remembering_waits_for_enough_new_records() -> None:
     assert kept is not None
     few = listing + b"f 644 1 1.5 1.5 extra\0\0"
     assert remote_tree.parse_known(few, known=kept, remember_at=REWRITE_AT)[1] is None
-    many = b"".join(f"f 644 2 2.5 2.5 g{i}\0\0".encode() for i in range(REWRITE_AT)) + listing[:20]  # one old record
+    many = (
+        b"".join(f"f 644 2 2.5 2.5 g{i}\0\0".encode() for i in range(REWRITE_AT)) + listing[:20]
+    )  # one old record
     _, rewritten = remote_tree.parse_known(many, known=kept, remember_at=REWRITE_AT)
     assert rewritten is not None and len(rewritten) == REWRITE_AT + 1  # this listing's records only
 
 
 def test_kept_file_round_trip_and_damage(tmp_path: Path) -> None:
     listing = b"".join(f"f 644 {i} {i}.25 {i}.5 p/{i}\0\0".encode() for i in range(10))
-    entries, kept = remote_tree.parse_known(listing, remember_at=1)
+    _, kept = remote_tree.parse_known(listing, remember_at=1)
     assert kept is not None
     cache = RecordCache(tmp_path / "deep" / "er" / "file")
     assert cache.load() == {}  # missing
