@@ -19,6 +19,11 @@ def default_config_path() -> Path:
     return Path(base) / "runctl" / "config.toml"
 
 
+def cache_home() -> Path:
+    """Where runctl keeps what it can always make again (the XDG cache directory)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
+
+
 def read_config(config: str | os.PathLike[str] | None) -> dict[str, Any]:
     """The parsed file: ``config`` when given (it must exist), else the default path
     (absent is an empty config)."""

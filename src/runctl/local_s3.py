@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .config_file import cache_home
 from .errors import MissingToolError, NetworkError, NotFoundError
 
 ACCESS_KEY = "runctl-local"
@@ -47,8 +48,7 @@ class LocalS3:
 
 
 def default_home() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "runctl" / "local-s3"
+    return cache_home() / "local-s3"
 
 
 def _port_pair_free(port: int) -> bool:

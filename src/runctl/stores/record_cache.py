@@ -26,6 +26,7 @@ import sys
 import zlib
 from pathlib import Path
 
+from ..config_file import cache_home
 from .base import Entry
 
 Known = dict[bytes, Entry]
@@ -43,7 +44,7 @@ def cache_root() -> Path | None:
     env = os.environ.get("RUNCTL_CACHE_DIR")
     if env is not None:
         return Path(env) if env else None
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
+    return cache_home()
 
 
 class RecordCache:

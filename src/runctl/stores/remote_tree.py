@@ -23,7 +23,7 @@ import secrets
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from shlex import quote
 from typing import Any, NamedTuple
 
@@ -109,8 +109,11 @@ class RemoteTreeStore(Store):
         """List the tree (one round trip). ``requested``: the answer of a listing already
         sent (see ``remote.shell.request_listing``), so a push can ask before this loads."""
         raw = await (requested or request_listing(self.shell, self.root))
-        known, self._known = (await self._known if self._known is not None else None), None
-        return parse_tree(raw, self.url, self.records, known)
+        if self.records is None:
+            return parse_tree(raw, self.url)
+        reading, self._known = self._known, None
+        known = await reading if reading is not None else self.records.load()
+        return parse_tree(raw, self.url, known, self.records.save)
 
     def load_records(self) -> None:
         """Start reading the kept records now, while the listing is on its way (a thread:
@@ -320,10 +323,10 @@ def keep_roots(plan: Plan) -> list[str]:
 
 
 def parse_tree(
-    raw: bytes, url: str, records: RecordCache | None = None, known: Known | None = None
+    raw: bytes, url: str, known: Known | None = None, keep: Callable[[Known], None] | None = None
 ) -> RemoteTree:
-    """``records``: entries parsed from earlier listings of this tree, used and kept up to
-    date; ``known``: what it holds, when already read."""
+    """``known``: entries parsed from earlier listings of this tree (stores.record_cache);
+    ``keep``: told this listing's records when enough of them were new."""
     header, _, body = raw.partition(b"\n")
     words = header.decode(errors="replace").split()
     if len(words) < 2 or words[0] != scripts.LIST_MAGIC:
@@ -341,13 +344,11 @@ def parse_tree(
     if lister == "stat":
         entries = parse_stat_listing(body, attrs.get("tok", "").encode(), found)
     else:
-        if known is None and records is not None:
-            known = records.load()
-        # Written at once when there was nothing usable (a small tree: a small file).
-        remember_at = None if records is None else REWRITE_AT if known else 1
+        # Kept at once when nothing usable was (a small tree: a small file).
+        remember_at = None if keep is None else REWRITE_AT if known else 1
         entries, kept = parse_known(body, found, known, remember_at)
-        if records is not None and kept is not None:
-            records.save(kept)
+        if keep is not None and kept is not None:
+            keep(kept)
     entries.sort(key=_PATH)  # a C getter: no Python call per entry
     cutoff = time.time() - LEFTOVER_AGE
     # ctimes are never set by tar or touch: a fraction in any of them shows that both the

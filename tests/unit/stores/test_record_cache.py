@@ -122,10 +122,9 @@ def test_where_kept_files_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_parse_tree_keeps_and_uses_records(tmp_path: Path) -> None:
     make_tree(tmp_path / "t")
     raw = b"runctl-list gnu sent=1 now=1 tar\n" + find_listing(tmp_path / "t")
-    cache = RecordCache(tmp_path / "kept")
-    first = remote_tree.parse_tree(raw, "t", cache)
-    assert cache.path.exists()  # nothing usable before: written at once
-    written = cache.path.stat().st_mtime_ns
-    again = remote_tree.parse_tree(raw, "t", cache)
+    kept: list[record_cache.Known] = []
+    first = remote_tree.parse_tree(raw, "t", {}, kept.append)
+    assert len(kept) == 1  # nothing usable before: kept at once
+    again = remote_tree.parse_tree(raw, "t", kept[0], kept.append)
     assert again.entries == first.entries == remote_tree.parse_tree(raw, "t").entries
-    assert cache.path.stat().st_mtime_ns == written  # every record known: not rewritten
+    assert len(kept) == 1  # every record known: not kept again
