@@ -110,8 +110,11 @@ def _extension_function(package: str, module: str, name: str) -> Update | None:
             spec = importlib.util.spec_from_file_location(loader.name, path, loader=loader)
             if spec is None:
                 continue
-            loaded = importlib.util.module_from_spec(spec)
-            loader.exec_module(loaded)
+            try:
+                loaded = importlib.util.module_from_spec(spec)
+                loader.exec_module(loaded)
+            except ImportError:
+                return None  # e.g. built for another interpreter: the package decides
             function = getattr(loaded, name, None)
             return function if callable(function) else None
     return None
