@@ -85,8 +85,8 @@ def _crc32c_function() -> Update:
     That __init__ reads the package's own version through importlib.metadata (which
     imports the email package): ~20 ms of the first CRC, in the middle of a large
     download whose whole lag behind s5cmd is about 50 ms. The C extension alone loads
-    in well under a millisecond. Anywhere it cannot be found so, the package is
-    imported as usual."""
+    in well under a millisecond. Where the extension cannot be found or loaded, the
+    package is imported as usual."""
     function = _extension_function("crc32c", "_crc32c", "crc32c")
     if function is not None:
         return function
@@ -101,7 +101,8 @@ def _extension_function(package: str, module: str, name: str) -> Update | None:
     import os
 
     found = importlib.util.find_spec(package)  # finds, does not run, the package
-    for folder in (found.submodule_search_locations or []) if found else []:
+    folders = found.submodule_search_locations if found is not None else None
+    for folder in folders or ():
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             path = os.path.join(folder, module + suffix)
             if not os.path.isfile(path):
