@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import runctl.codesync.selection as selection
 from runctl.codesync.selection import Rules, select
 from runctl.errors import NotFoundError
 
@@ -132,6 +133,52 @@ def test_layers_screen_keeps_pathspec_verdicts(tmp_path: Path) -> None:
         for is_dir in (False, True):
             exact = rules.extra.check_file(path + "/" if is_dir else path).include
             assert rules.verdict(path, is_dir) == (None if exact is None else bool(exact)), (path, is_dir)
+
+
+def test_name_screen_never_misses_a_verdict(tmp_path: Path) -> None:
+    # With name-only lines and no negation, a file is screened by its name alone; for
+    # every file whose parents the layers keep, a name the screen passes over must be
+    # one pathspec says nothing of.
+    (tmp_path / ".runctlignore").write_text("*.log\nx?y\n[ab]*\nbuild/\n**.tmp\n\\#lit\n# comment\n")
+    rules = Rules.load(tmp_path, (("exclude", "*.bak"),))
+    assert rules.name_screen is not None
+    rnd = random.Random(11)
+    names = ["a.log", "xzy", "b1", "build", "c.tmp", "#lit", "ok.py", ".git", "__pycache__", "m.pyc"]
+    names += [".DS_Store", "venv", "src", "f.bak", "log", "x/y", "keep", "a\nb", "tmp"]
+    checked = 0
+    for _ in range(4000):
+        parts = [rnd.choice(names).replace("/", "_") for _ in range(rnd.randint(1, 4))]
+        parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        if any(rules.verdict(d, True) for d in parents):
+            continue  # pruned by the walk: never screened
+        path, name = "/".join(parts), parts[-1]
+        if rules.name_screen.search(name) is None:
+            assert rules.verdict(path) is None, path
+            checked += 1
+    assert checked > 500
+
+
+@pytest.mark.parametrize("line", ["/top", "a/b", "!keep.log", "**/cache"])
+def test_name_screen_only_for_name_patterns(tmp_path: Path, line: str) -> None:
+    (tmp_path / ".runctlignore").write_text(f"*.log\n{line}\n")
+    assert Rules.load(tmp_path).name_screen is None
+
+
+def test_walk_by_name_selects_what_the_path_verdicts_select(tmp_path: Path) -> None:
+    rnd = random.Random(5)
+    names = ["a.log", "b", "build", "ok.py", "m.pyc", "__pycache__", "x.tmp", "src", "deep"]
+    paths = {"/".join(rnd.choice(names) for _ in range(rnd.randint(1, 4))) + f"{i % 3}" for i in range(300)}
+    write(tmp_path, *paths)
+    write(tmp_path, "src/z.log", "build/x.py", "src/build/y.py", "deep/n.pyc", "deep/keep.py")
+    (tmp_path / ".runctlignore").write_text("*.log\nbuild/\nb?\n")
+    fast = select(tmp_path, (("exclude", "*.tmp2"),))
+    assert fast.rules.name_screen is not None
+    slow_rules = Rules.load(tmp_path, (("exclude", "*.tmp2"),))
+    slow_rules.name_screen = None
+    walked = selection._walk(tmp_path, slow_rules, use_git=False)
+    slow = [e.path for e in selection._entries(tmp_path, walked)]
+    assert [e.path for e in fast.entries] == slow
+    assert "deep/keep.py" in slow and "src/z.log" not in slow and "src/build/y.py" not in slow
 
 
 def test_gitignore_idioms_outside_a_work_tree(tmp_path: Path) -> None:
