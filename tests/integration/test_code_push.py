@@ -137,6 +137,48 @@ def test_kept_listing_records_never_hide_a_remote_change(
     assert tree(remote) == selected_tree(src)
 
 
+def test_remembered_plans_never_hide_a_change(
+    ssh_server: sshd.SSHServer, tmp_path: Path, private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A no-change push is remembered (codesync.plan_memo): the next push with the same
+    selection and the same listing is answered without planning. Any change on either
+    side, or another set of flags, plans again."""
+    from runctl.codesync.push import CodePush
+
+    planned: list[int] = []
+    real_plan = CodePush._plan
+
+    async def counting(self: CodePush, *args: Any) -> Any:
+        planned.append(1)
+        return await real_plan(self, *args)
+
+    monkeypatch.setattr(CodePush, "_plan", counting)
+    src = make_src(tmp_path / "src")
+    for path in src.rglob("*"):  # not racy: an empty plan (no hashing) is what is remembered
+        os.utime(path, (time.time() - 10, time.time() - 10), follow_symlinks=False)
+    remote = tmp_path / "remote"
+    dest = ssh_server.dest(remote)
+    push(ssh_server, src, dest)
+    assert push(ssh_server, src, dest)["sent"] == []  # planned, and remembered
+    assert len(list((private_cache / "plans").iterdir())) == 1
+    planned.clear()
+    again = push(ssh_server, src, dest)
+    assert again["sent"] == [] and again["unchanged"] == 5 and planned == []  # answered by the memo
+
+    (remote / "pkg" / "a.py").write_text("print('Z')\n")  # behind runctl's back: the listing differs
+    assert push(ssh_server, src, dest)["sent"] == ["pkg/a.py"] and planned == [1]
+    assert push(ssh_server, src, dest)["sent"] == []  # remembered again
+    planned.clear()
+    (src / "pkg" / "sub" / "b.py").write_text("print('B')\n")  # a local edit
+    os.utime(src / "pkg" / "sub" / "b.py", (time.time() - 5, time.time() - 5))
+    assert push(ssh_server, src, dest)["sent"] == ["pkg/sub/b.py"] and planned == [1]
+    assert push(ssh_server, src, dest)["sent"] == []
+    planned.clear()
+    assert push(ssh_server, src, dest, "--exclude", "run.sh")["sent"] == [] and planned == [1]  # other flags
+    assert push(ssh_server, src, dest, "--delete")["sent"] == [] and planned == [1, 1]  # never remembered
+    assert tree(remote) == selected_tree(src)
+
+
 def test_same_size_rewrites_are_resent(ssh_server: sshd.SSHServer, tmp_path: Path) -> None:
     """A large file whose size is unchanged but whose content is: rewritten (its ends
     differ: no whole-file hash needed) or edited in the middle (ends equal, digest not)."""

@@ -25,6 +25,7 @@ import hashlib
 import math
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..engine.compare import SAME_CONTENT, UNSURE, Compare
@@ -60,7 +61,7 @@ class CodeCompare(Compare):
         # A pair whose mtimes agree is racy unless ``d.ctime - d.mtime >= guard``: the
         # copy was written (ctime, on our clock at the earliest) after the mtime window
         # ended. Windows: the slack (a tick at least), or a whole second.
-        ahead = math.inf if tree.clock_ahead is None else tree.clock_ahead
+        ahead = self.ahead = math.inf if tree.clock_ahead is None else tree.clock_ahead
         self.fine_guard = ahead + max(self.slack, TICK) + (WRITE_LAG if self.slack >= 1 else 0.0)
         self.coarse_guard = ahead + 1.0 + WRITE_LAG
         self._pending: list[tuple[str, str | None, asyncio.Future[str | None]]] = []
@@ -92,6 +93,22 @@ class CodeCompare(Compare):
         if self.hasher is not None and self.src.local_file(s.path):
             return UNSURE
         return "mtime cannot tell"
+
+    def trusted_up_to(self, remote: Iterable[Entry]) -> float:
+        """The largest clock bound (``RemoteTree.clock_ahead``) under which every pair
+        ``quick`` trusts now is still trusted (codesync.plan_memo). The bound enters
+        ``quick`` only through the guards, as ``ahead + constant``, and a pair is trusted
+        while its copy's ``ctime - mtime`` reaches its guard: so up to the smallest such
+        gap less its guard's constant, and never less than the bound used now. A copy with
+        a fractional mtime can only have met the fine guard; one with a whole-second mtime
+        is held to the wider of the two."""
+        fine = self.fine_guard - self.ahead
+        widest = max(fine, self.coarse_guard - self.ahead)
+        bound = math.inf
+        for d in remote:
+            if d.kind == "file" and d.ctime is not None:
+                bound = min(bound, d.ctime - d.mtime - (fine if d.mtime % 1 else widest))
+        return max(self.ahead, bound)
 
     async def resolve(self, s: Entry, d: Entry) -> str | None:
         local = self.src.local_file(s.path)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..engine.plan import Plan
     from ..remote.seam import Remote
     from ..stores.remote_tree import RemoteTree, RemoteTreeStore
+    from .plan_memo import PlanMemo
     from .selection import Selection
 
 # The engine, the selection (pathspec) and the local store are imported inside the
@@ -161,46 +162,80 @@ class CodePush:
         from ..stores.record_cache import RecordCache
         from ..stores.remote_tree import RemoteTreeStore
 
-        records = RecordCache.for_destination(f"{self.remote.name} {self.target.url}")
-        dst = RemoteTreeStore(shell, self.target.path, records)
-        dst.load_records()
+        address = f"{self.remote.name} {self.target.url}"
+        dst = RemoteTreeStore(shell, self.target.path, RecordCache.for_destination(address))
+        memo = self._memo(address)
+        if memo is None or memo.memo is None:
+            dst.load_records()  # else only once the memo cannot answer (see _listing)
+        listing = asyncio.ensure_future(self._listing(dst, requested, memo))
         try:
             # A later push (watch mode) walks again: the tree has changed since.
             selecting, self._early = (self._early or self._start_selection()), None
             try:
-                return await self._push(dst, requested, selecting, started)
+                return await self._push(dst, requested, listing, selecting, started, memo)
             finally:
                 selecting.cancel()
         finally:
             self._resume_gc()
-            requested.cancel()
-            if requested.done() and not requested.cancelled():
-                requested.exception()  # retrieved: a failure after another one is not news
+            for future in (requested, listing):
+                future.cancel()
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: a failure after another one is not news
             await dst.close()
+
+    def _memo(self, address: str) -> PlanMemo | None:
+        """The memo of this destination, for the pushes it can answer (see plan_memo)."""
+        from .plan_memo import PlanMemo
+
+        opts = self.options
+        return PlanMemo(address) if opts.mode == "incremental" and not opts.delete else None
+
+    async def _listing(
+        self, dst: RemoteTreeStore, requested: asyncio.Future[bytes], memo: PlanMemo | None
+    ) -> tuple[bytes, bytes | None]:
+        """The listing and its digest for the memo. A listing the memo has not seen
+        starts the kept records' read at once, while the walk still runs."""
+        raw = await requested
+        if memo is None:
+            return raw, None
+        from .plan_memo import remote_digest
+
+        digest = remote_digest(repr(self.options.rules), raw)
+        if not memo.remote_matches(digest):
+            dst.load_records()
+        return raw, digest
 
     async def _push(
         self,
         dst: RemoteTreeStore,
         requested: asyncio.Future[bytes],
+        listing: asyncio.Future[tuple[bytes, bytes | None]],
         selecting: asyncio.Task[Selection],
         started: float,
+        memo: PlanMemo | None,
     ) -> PushResult:
         # The listing's answer arrives meanwhile; it is parsed once the walk is done. Parsed
         # during the walk (both are Python: one GIL), each of the walk's lstat calls waited
         # for the GIL, and the two took twice as long together as one after the other.
         selection = await selecting
-        tree = await dst.survey(requested)
-        return await self._plan_and_run(dst, tree, selection, started)
+        raw, digest = await listing
+        if memo is not None and digest is not None and memo.remote_matches(digest):
+            from ..stores.remote_tree import listing_head
 
-    async def _plan_and_run(
-        self,
-        dst: RemoteTreeStore,
-        tree: RemoteTree,
-        selection: Selection,
-        started: float,
-    ) -> PushResult:
+            head = listing_head(raw, dst.url)
+            known = memo.recall(digest, selection.entries, head.clock_ahead)
+            if known is not None:
+                self._resume_gc()
+                return await self._plan_and_run(dst, head, selection, started, known)
+            dst.load_records()
+        tree = await dst.survey(requested)
+        plan = await self._plan(dst, tree, selection)
+        if memo is not None and digest is not None and tree.clock_ahead is not None and not plan.actions:
+            self._remember(memo, digest, dst, tree, selection, plan)
+        return await self._plan_and_run(dst, tree, selection, started, plan)
+
+    async def _plan(self, dst: RemoteTreeStore, tree: RemoteTree, selection: Selection) -> Plan:
         from ..engine.compare import Always, Compare
-        from ..engine.execute import ExecOptions, Outcome, execute
         from ..engine.sync_plan import plan_sync
         from .compare import CodeCompare
         from .selection import SelectedStore
@@ -209,14 +244,13 @@ class CodePush:
         src = SelectedStore(selection)
         full = opts.mode == "full"
         compare: Compare = Always(src, dst) if full else CodeCompare(src, dst, tree)
-        allow = selection.allow()
         try:
-            plan = await plan_sync(
+            return await plan_sync(
                 src,
                 dst,
                 compare,
                 delete=opts.delete,
-                allow=allow,
+                allow=selection.allow(),
                 dst_entries=tree.entries,
                 src_entries=selection.entries,
                 staged=full,
@@ -225,6 +259,37 @@ class CodePush:
             )
         finally:
             self._resume_gc()
+
+    def _remember(
+        self,
+        memo: PlanMemo,
+        digest: bytes,
+        dst: RemoteTreeStore,
+        tree: RemoteTree,
+        selection: Selection,
+        plan: Plan,
+    ) -> None:
+        """Keep an empty plan for the next push, with the largest clock bound it holds for."""
+        from .compare import CodeCompare
+        from .selection import SelectedStore
+
+        bound = CodeCompare(SelectedStore(selection), dst, tree).trusted_up_to(tree.entries)
+        memo.keep(digest, selection.entries, bound, plan)
+
+    async def _plan_and_run(
+        self,
+        dst: RemoteTreeStore,
+        tree: RemoteTree,
+        selection: Selection,
+        started: float,
+        plan: Plan,
+    ) -> PushResult:
+        from ..engine.execute import ExecOptions, Outcome, execute
+        from .selection import SelectedStore
+
+        opts = self.options
+        src = SelectedStore(selection)
+        full = opts.mode == "full"
         compress = False
         outcome = Outcome(skipped=plan.skip_count)
         if not opts.dry_run:

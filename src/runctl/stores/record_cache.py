@@ -47,6 +47,42 @@ def cache_root() -> Path | None:
     return cache_home()
 
 
+def destination_file(kind: str, url: str) -> Path | None:
+    """Where what is kept about one destination (``url``) goes, under ``kind``; None
+    when keeping is turned off."""
+    root = cache_root()
+    if root is None:
+        return None
+    return root / kind / hashlib.sha256(url.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def read_checked(path: Path) -> bytes | None:
+    """The body of a file ``write_checked`` wrote, or None when it is missing or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    body = data[4:]
+    if len(data) < 4 or zlib.crc32(body) != int.from_bytes(data[:4], "big"):
+        return None
+    return body
+
+
+def write_checked(path: Path, body: bytes) -> None:
+    """Replace ``path`` with ``body`` and its CRC, private to the user, whole or not at all
+    (best effort: a cache that cannot be written is no error)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb") as fh:
+                fh.write(zlib.crc32(body).to_bytes(4, "big") + body)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 class RecordCache:
     """The kept records of one destination (``url``: the remote tree's address)."""
 
@@ -55,20 +91,13 @@ class RecordCache:
 
     @classmethod
     def for_destination(cls, url: str) -> RecordCache | None:
-        root = cache_root()
-        if root is None:
-            return None
-        name = hashlib.sha256(url.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-        return cls(root / "listings" / name)
+        path = destination_file("listings", url)
+        return None if path is None else cls(path)
 
     def load(self) -> Known:
         """The kept records, or none when the file is missing, damaged or of another kind."""
-        try:
-            data = self.path.read_bytes()
-        except OSError:
-            return {}
-        body = data[4:]
-        if len(data) < 4 or zlib.crc32(body) != int.from_bytes(data[:4], "big"):
+        body = read_checked(self.path)
+        if body is None:
             return {}
         try:
             tag, keys, columns = marshal.loads(body)
@@ -82,14 +111,4 @@ class RecordCache:
 
     def save(self, known: Known) -> None:
         """Replace the kept records (best effort: a cache that cannot be written is no error)."""
-        body = marshal.dumps((_TAG, list(known), tuple(zip(*known.values(), strict=True))))
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-        with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with open(fd, "wb") as fh:
-                    fh.write(zlib.crc32(body).to_bytes(4, "big") + body)
-                os.replace(tmp, self.path)
-            finally:
-                tmp.unlink(missing_ok=True)
+        write_checked(self.path, marshal.dumps((_TAG, list(known), tuple(zip(*known.values(), strict=True)))))

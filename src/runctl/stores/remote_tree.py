@@ -327,12 +327,7 @@ def parse_tree(
 ) -> RemoteTree:
     """``known``: entries parsed from earlier listings of this tree (stores.record_cache);
     ``keep``: told this listing's records when enough of them were new."""
-    header, _, body = raw.partition(b"\n")
-    words = header.decode(errors="replace").split()
-    if len(words) < 2 or words[0] != scripts.LIST_MAGIC:
-        raise NotFoundError(f"unexpected listing from {url}: {header[:80]!r}")
-    lister, attrs = words[1], dict(w.split("=", 1) for w in words[2:] if "=" in w)
-    tools = frozenset(w for w in words[2:] if "=" not in w)
+    lister, attrs, tools, body = _head(raw, url)
     if lister == "missing":
         return RemoteTree(exists=False, lister="", tools=tools, entries=[])
     if attrs.get("packed") == "gzip":
@@ -363,6 +358,26 @@ def parse_tree(
         whole_seconds=(bool(entries) and not fine) or attrs.get("tar") == "busybox",
         clock_ahead=clock_ahead(attrs.get("now", ""), attrs.get("sent", "")),
     )
+
+
+def _head(raw: bytes, url: str) -> tuple[str, dict[str, str], frozenset[str], bytes]:
+    """(lister, attributes, tools, body) of a listing."""
+    header, _, body = raw.partition(b"\n")
+    words = header.decode(errors="replace").split()
+    if len(words) < 2 or words[0] != scripts.LIST_MAGIC:
+        raise NotFoundError(f"unexpected listing from {url}: {header[:80]!r}")
+    lister, attrs = words[1], dict(w.split("=", 1) for w in words[2:] if "=" in w)
+    return lister, attrs, frozenset(w for w in words[2:] if "=" not in w), body
+
+
+def listing_head(raw: bytes, url: str) -> RemoteTree:
+    """What a listing's header says (lister, tools, clock), its records left unread:
+    ``entries`` is empty. For a push that knows its plan already (codesync.plan_memo)."""
+    lister, attrs, tools, _ = _head(raw, url)
+    if lister == "missing":
+        return RemoteTree(exists=False, lister="", tools=tools, entries=[])
+    ahead = clock_ahead(attrs.get("now", ""), attrs.get("sent", ""))
+    return RemoteTree(exists=True, lister=lister, tools=tools, entries=[], clock_ahead=ahead)
 
 
 def clock_ahead(now: str, sent: str) -> float | None:
