@@ -167,6 +167,7 @@ def test_remembered_plans_never_hide_a_change(
 
     (remote / "pkg" / "a.py").write_text("print('Z')\n")  # behind runctl's back: the listing differs
     assert push(ssh_server, src, dest)["sent"] == ["pkg/a.py"] and planned == [1]
+    assert not list((private_cache / "plans").iterdir())  # forgotten: the next push reads records early
     assert push(ssh_server, src, dest)["sent"] == []  # remembered again
     planned.clear()
     (src / "pkg" / "sub" / "b.py").write_text("print('B')\n")  # a local edit

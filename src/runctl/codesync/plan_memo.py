@@ -20,6 +20,7 @@ one small file per destination.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import sys
@@ -117,4 +118,9 @@ class PlanMemo:
         self.memo = memo
 
     def forget(self) -> None:
+        """Drop the memo (a push that had something to do): a push with no memo reads the
+        kept records at once, which is what an edit push wants."""
+        if self.memo is not None and self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
         self.memo = None

@@ -230,8 +230,13 @@ class CodePush:
             dst.load_records()
         tree = await dst.survey(requested)
         plan = await self._plan(dst, tree, selection)
-        if memo is not None and digest is not None and tree.clock_ahead is not None and not plan.actions:
-            self._remember(memo, digest, dst, tree, selection, plan)
+        if memo is not None:
+            if digest is not None and tree.clock_ahead is not None and not plan.actions:
+                self._remember(memo, digest, dst, tree, selection, plan)
+            else:
+                # Gone: the next push, likely another edit, then reads the kept records
+                # from its start, not only once a memo has failed to answer it.
+                memo.forget()
         return await self._plan_and_run(dst, tree, selection, started, plan)
 
     async def _plan(self, dst: RemoteTreeStore, tree: RemoteTree, selection: Selection) -> Plan:

@@ -86,6 +86,15 @@ def test_a_damaged_memo_is_no_memo(cache: Path) -> None:
     assert PlanMemo("ssh h:/x").memo is None
 
 
+def test_forget_removes_the_file(cache: Path) -> None:
+    PlanMemo("ssh h:/x").keep(remote_digest("()", RAW), entries(), 0.5, empty_plan())
+    memo = PlanMemo("ssh h:/x")
+    assert memo.memo is not None
+    memo.forget()
+    assert memo.memo is None and not list((cache / "plans").iterdir())
+    memo.forget()  # nothing left to remove: no error
+
+
 def test_turned_off_with_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNCTL_CACHE_DIR", "")
     memo = PlanMemo("ssh h:/x")
