@@ -224,6 +224,8 @@ def _walk(root: Path, rules: Rules, *, use_git: bool) -> Iterator[str]:
             continue
         # git never decides anything below a directory it excluded (nor reads its files).
         folder = None if git_out else rules.gitignore.folder(rel_dir)
+        # No .gitignore above: the folder excludes only ".git" (one call saved a file).
+        by_git = folder.excluded if folder is not None and folder.chain else None
         prefix = rel_dir + "/" if rel_dir else ""
         for de in children:
             name = de.name
@@ -238,7 +240,7 @@ def _walk(root: Path, rules: Rules, *, use_git: bool) -> Iterator[str]:
             if folder is None:
                 git = True
             elif is_dir or (said is None and not dropped):
-                git = folder.excluded(name, is_dir)
+                git = name == ".git" if by_git is None else by_git(name, is_dir)
             else:
                 git = False  # unused: another layer decides this file
             out = said if said is not None else (dropped or git)
