@@ -8,8 +8,6 @@ the listing sort (sorted runs) and by plans (copies beyond what memory holds).
 from __future__ import annotations
 
 import os
-import pickle
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,8 @@ class Spill:
         return self.count
 
     def __iter__(self) -> Iterator[Row]:
+        import pickle  # here: most commands never spill, and never pay its import
+
         self._flush()
         if self._path is not None:
             with open(self._path, "rb") as f:
@@ -60,6 +60,9 @@ class Spill:
     def _flush(self) -> None:
         if not self._block:
             return
+        import pickle
+        import tempfile
+
         try:
             if self._path is None:
                 fd, name = tempfile.mkstemp(prefix=self._prefix, suffix=".spill")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import html
 import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
@@ -151,6 +150,8 @@ class ServerReply:
 
     @classmethod
     def parse(cls, text: str) -> ServerReply:
+        import html  # error replies only: not paid by every command's start-up
+
         status = _STATUS_RE.search(text)
         code = _CODE_RE.search(text)
         message = _MESSAGE_RE.search(text)
@@ -677,6 +678,8 @@ class S3Store(Store):
             # off_loop: inline at interpreter exit, when a background upload may still run.
             return await off_loop(functools.partial(call, **args))
         except botocore.exceptions.ClientError as exc:
+            import html
+
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             # Said the way obstore says it, so that one mapping serves both clients.

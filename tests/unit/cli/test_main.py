@@ -39,3 +39,16 @@ def test_usage_errors_are_json_when_json_is_asked_for() -> None:
     assert run_cli(["s3", "upload"], out, err) == 2
     assert out.getvalue() == ""
     assert err.getvalue().startswith("error: runctl s3 upload: the following arguments are required")
+
+
+def test_transfer_start_up_leaves_error_and_spill_modules_unloaded() -> None:
+    """html (S3 error replies) and pickle (plans that spill to disk) load only when used:
+    ~3 ms of every command's start-up otherwise. A fresh interpreter: this one has them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runctl.cli.main, runctl.stores.s3, runctl.engine.execute, runctl.stores.ordering; "
+        "loaded = {'html', 'pickle'} & set(sys.modules); assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from runctl import spill
 from runctl.stores.base import Entry
 from runctl.stores.local import LocalStore
 from runctl.stores.ordering import in_key_order
@@ -53,7 +53,7 @@ def test_in_key_order_is_sorted_whatever_the_input_order(seed: int, spill_at: in
 def test_spilled_entries_come_back_whole_and_the_scratch_directory_goes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(spill.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     entries = [
         Entry(f"k{i:03d}", i, 1.5e9 + i / 3, f'"{i}"', "file", 0o644, None, 1.6e9 + i)
         for i in range(50, 0, -1)
@@ -66,7 +66,7 @@ def test_spilled_entries_come_back_whole_and_the_scratch_directory_goes(
 def test_an_abandoned_listing_leaves_no_scratch_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(spill.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     entries = [Entry(f"k{i:03d}", i, 0.0) for i in range(50, 0, -1)]
 
     async def first() -> str:
