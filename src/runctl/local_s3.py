@@ -61,14 +61,23 @@ def _port_pair_free(port: int) -> bool:
     return True
 
 
+def clashes(port: int, found: list[int]) -> bool:
+    """Would ``port`` or its gRPC twin be one of ``found`` or of their twins? weed mini
+    refuses to start when one service's port is another's gRPC port ("reserved for gRPC
+    calculation"): a port 10,000 above another chosen one failed a CI run."""
+    mine = {port, port + 10000}
+    return any(p in mine or p + 10000 in mine for p in found)
+
+
 def free_ports(count: int) -> list[int]:
-    """Free loopback ports whose +10000 twin (weed's gRPC port) is free too."""
+    """Free loopback ports whose +10000 twin (weed's gRPC port) is free too, none of
+    them another's twin."""
     found: list[int] = []
     while len(found) < count:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port < 55000 and port not in found and _port_pair_free(port):
+        if port < 55000 and not clashes(port, found) and _port_pair_free(port):
             found.append(port)
     return found
 
