@@ -54,15 +54,26 @@ def _screen(spec: Any) -> re.Pattern[str] | None:
     so the layers' semantics stay pathspec's. Unanchored patterns share one "start or
     after a slash" prefix instead of each backtracking over the parents (a looser test,
     which is all a screen needs)."""
-    regexes = [p.regex.pattern for p in spec.patterns if getattr(p, "regex", None) is not None]
-    if not all(isinstance(r, str) for r in regexes):
+    regexes = _regexes(spec)
+    if regexes is None:
         return None
     loose = [r[len(_ANY_PARENT) :] for r in regexes if r.startswith(_ANY_PARENT)]
     rest = [r for r in regexes if not r.startswith(_ANY_PARENT)]
     parts = [f"(?:^|/)(?:{'|'.join(f'(?:{r})' for r in loose)})"] if loose else []
     parts += [f"(?:{r})" for r in rest]
+    return _compiled("|".join(parts) or "(?!)")
+
+
+def _regexes(spec: Any) -> list[str] | None:
+    """The regexes of ``spec``'s patterns (None if one is not a str regex)."""
+    regexes = [p.regex.pattern for p in spec.patterns if getattr(p, "regex", None) is not None]
+    return regexes if all(isinstance(r, str) for r in regexes) else None
+
+
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    """A screen's regex, without pathspec's named groups (they may repeat when joined)."""
     try:
-        return re.compile(_NAMED_GROUP.sub("(?:", "|".join(parts) or "(?!)"))
+        return re.compile(_NAMED_GROUP.sub("(?:", pattern))
     except re.error:
         return None
 
@@ -76,14 +87,11 @@ def _name_screen(spec: Any, lines: Sequence[str]) -> re.Pattern[str] | None:
     ~15 ms)."""
     if any(ln.startswith("!") or "/" in ln.rstrip().rstrip("/") for ln in lines):
         return None
-    regexes = [p.regex.pattern for p in spec.patterns if getattr(p, "regex", None) is not None]
-    if not all(isinstance(r, str) and r.startswith(_ANY_PARENT) for r in regexes):
+    regexes = _regexes(spec)
+    if regexes is None or not all(r.startswith(_ANY_PARENT) for r in regexes):
         return None
     loose = "|".join(f"(?:{r[len(_ANY_PARENT) :]})" for r in regexes)
-    try:
-        return re.compile(_NAMED_GROUP.sub("(?:", f"^(?:{loose})" if loose else "(?!)"))
-    except re.error:
-        return None
+    return _compiled(f"^(?:{loose})" if loose else "(?!)")
 
 
 @dataclass
